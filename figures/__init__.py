@@ -1,0 +1,1 @@
+"""negolens.figures — draws paper figures and reports from saved results (top layer)."""

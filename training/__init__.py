@@ -1,0 +1,4 @@
+"""negolens.training — makes better agents: SFT (full, LoRA, QLoRA) and RLVR/GRPO.
+
+May import ``negolens.agents`` and the core; never probes, analysis or figures.
+"""
