@@ -15,7 +15,7 @@ install: $(STAMP)
 # (and never pulls a multi-GB CUDA build to satisfy a range).
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "pip>=24" "setuptools>=68" wheel
+	$(PY) -m pip install -q --disable-pip-version-check "pip>=24" "setuptools>=77" wheel
 	$(PY) -m pip install -q --disable-pip-version-check "$$(grep -E '^torch==' requirements.lock)"
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .

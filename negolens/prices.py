@@ -3,7 +3,8 @@
 A mention is a number that reads as money. Marked forms (a ``$``, a ``k`` suffix, or
 ``bucks``/``dollars``/``usd``) always count. A bare number counts when it has at least two
 digits (or a decimal point) and nothing marks it as something else: a unit that is not money
-(``miles``, ``GB``, ``%``, ``years`` …), a year after ``model``/``year``/``since``/``in``,
+(``miles``, ``GB``, ``%``, ``years`` …), a year (1950–2035 after ``model``/``in``/``a``/``my``
+… or before a capitalised name: ``a 2009 Toyota``),
 letters glued to it (``i7``, ``2nd``, ``RX580``), a time (``5:30``), a ``#`` or a ``-``
 joining it to a word. These rules are documented here and tested, not learned.
 """
@@ -28,7 +29,12 @@ NON_PRICE_UNITS = re.compile(
     r"rd\b|th\b|:|/\d)",
     re.IGNORECASE,
 )
-YEAR_CONTEXT = re.compile(r"(?:model|year|since|in|from|circa|built|made)\s*$", re.IGNORECASE)
+YEAR_BEFORE = re.compile(
+    r"\b(?:model|year|since|in|from|circa|built|made|a|an|the|my|your|his|her|our|this|that|its|it's|"
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*(?: of)?)\s*$",
+    re.IGNORECASE,
+)
+YEAR_AFTER = re.compile(r"\s+(?:[A-Z][a-z]|[A-Z]{2,}|model\b|edition\b)")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ def find_prices(text: str) -> list[PriceMention]:
             continue
         if not marked and not _bare_is_price(m.group("num"), before, text[end:]):
             continue
+        if m.group("k") and not m.group("cur") and NON_PRICE_UNITS.match(text[end:]):
+            continue  # "100k miles"
         value = parse_number(m.group("num"), bool(m.group("k")))
         found.append(PriceMention(start, end, m.group(0), value, marked))
     return found
@@ -71,6 +79,8 @@ def _glued(text: str, start: int, end: int) -> bool:
         return True
     if prev == "-" and start >= 2 and text[start - 2].isalnum():
         return True
+    if nxt == "-" and end + 1 < len(text) and text[end + 1].isdigit():
+        return True  # ranges and phone numbers: "10-12", "555-555-5555"
     return False
 
 
@@ -80,6 +90,7 @@ def _bare_is_price(num: str, before: str, after: str) -> bool:
         return False
     if NON_PRICE_UNITS.match(after):
         return False
-    if len(digits) == 4 and 1900 <= int(digits) <= 2035 and YEAR_CONTEXT.search(before):
-        return False
+    if len(digits) == 4 and 1950 <= int(digits) <= 2035 and "." not in num and "," not in num:
+        if YEAR_BEFORE.search(before) or YEAR_AFTER.match(after):
+            return False
     return True

@@ -44,7 +44,10 @@ def test_year_after_context_word_is_not_a_price():
 
 
 def test_units_that_are_not_money():
-    assert values("A 2015 model with 40,000 miles") == [("2015", 2015.0)]  # a bare year with no cue is ambiguous
+    assert values("A 2015 model with 40,000 miles") == []
+    assert values("my 2009 Toyota Camry, asking 4500") == [("4500", 4500.0)]
+    assert values("I can do 2000") == [("2000", 2000.0)]
+    assert values("100k miles on it") == []
     assert values("it has 16 GB of RAM") == []
     assert values("only 50% off") == []
 
