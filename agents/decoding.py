@@ -1,0 +1,220 @@
+"""Turn decoding that always yields an act: free utterance, then a constrained action trailer.
+
+Untuned small models chat but never name a price, so a prompt alone cannot make every turn an
+action. Each agent message therefore has a fixed shape, decoded for a whole batch of dialogues
+in ONE incremental pass over a shared KV cache (one forward per step for all rows)::
+
+    [THOUGHT: <free text — hidden chain of thought>\\n]   (only with CoT)
+    <utterance — free text, ends at a newline, end-of-turn or the token cap>
+    \\nACTION: <act — constrained to the acts legal now>[ $<price — digits only>]
+
+Per row a small state machine decides each step's token: sampled freely (thought, utterance),
+forced (``\\nACTION:``, the rest of an act's tokens, `` $``), or constrained to an allowed set
+(the act trie, digits). Rows that finish feed padding with attention mask 0. Sampling uses one
+seeded generator per row, so a dialogue's transcript does not depend on the batch it ran in
+(up to float rounding of batched matmuls). Prompt logits are computed for the last position
+only (``logits_to_keep=1``) — the 49k-vocabulary head at every prompt position is most of the
+work otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from negolens.agents.protocol import PRICE_ACTS, Act
+from negolens.batching import left_pad
+
+MAX_PRICE_TOKENS = 10
+
+
+@dataclass
+class Request:
+    prompt_ids: list[int]
+    legal_acts: list[Act]
+    seed: int = 0
+    cot: bool = False
+
+
+@dataclass
+class Decoded:
+    utterance: str
+    act: Act | None
+    price: float | None
+    reasoning: str | None
+    failure: str | None
+    prompt_tokens: int
+    new_tokens: int
+
+
+@dataclass
+class _Row:
+    req: Request
+    gen: torch.Generator
+    phase: str
+    forced: list[int] = field(default_factory=list)
+    after: str = "done"
+    thought: list[int] = field(default_factory=list)
+    utter: list[int] = field(default_factory=list)
+    price: list[int] = field(default_factory=list)
+    candidates: list[Act] = field(default_factory=list)
+    depth: int = 0
+    act: Act | None = None
+    n_new: int = 0
+
+
+class TurnDecoder:
+    """Batched, KV-cached decoder of agent turns for one model (see module docstring)."""
+
+    def __init__(self, model, max_utterance_tokens: int = 40, max_thought_tokens: int = 40,
+                 temperature: float = 0.0, top_p: float = 1.0):
+        self.model = model
+        self.max_utter, self.max_thought = max_utterance_tokens, max_thought_tokens
+        self.temperature, self.top_p = temperature, top_p
+        tok = model.tokenizer
+        enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
+        self.thought_prefix = enc("THOUGHT:")
+        self.action_prefix = enc("\nACTION:")
+        self.price_prefix = enc(" $")
+        self.act_ids = {act: enc(" " + act.value) for act in Act}
+        self.stops = set(model._stop_ids())
+        self.end_id = tok.eos_token_id
+        n = len(tok)
+        pieces = tok.batch_decode([[i] for i in range(n)])
+        self.newline = torch.tensor(["\n" in p for p in pieces])
+        self.newline_id = enc("\n")[-1]
+        self.digits = torch.tensor([i for i, p in enumerate(pieces) if p.isdigit()])
+        self.dots = torch.tensor([i for i, p in enumerate(pieces) if p == "."])
+        self.vocab = n
+        if len(self.digits) == 0:
+            raise ValueError("tokenizer has no pure-digit tokens: cannot constrain prices")
+
+    # -- public ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def decode(self, requests: list[Request]) -> list[Decoded]:
+        if not requests:
+            return []
+        rows = [self._start(r) for r in requests]
+        prompts = [r.prompt_ids + (self.thought_prefix if r.cot else []) for r in requests]
+        hf = self.model.hf
+        batch = left_pad(prompts, self.model.pad_id).to(self.model.device)
+        out = hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                 position_ids=batch.position_ids, use_cache=True, logits_to_keep=1)
+        past, mask = out.past_key_values, batch.attention_mask
+        pos = batch.position_ids[:, -1].clone()
+        logits = out.logits[:, -1, :]
+        while any(r.phase != "done" for r in rows):
+            active = torch.tensor([r.phase != "done" for r in rows])
+            nxt = torch.full((len(rows),), self.model.pad_id, dtype=torch.long)
+            for i, row in enumerate(rows):
+                if row.phase != "done":
+                    nxt[i] = self._step(row, logits[i])
+                    row.n_new += 1
+            mask = torch.cat([mask, active.long().to(mask.device)[:, None]], dim=1)
+            pos = pos + 1
+            out = hf(input_ids=nxt[:, None].to(mask.device), attention_mask=mask, position_ids=pos[:, None],
+                     past_key_values=past, use_cache=True)
+            past, logits = out.past_key_values, out.logits[:, -1, :]
+        return [self._result(r, len(p)) for r, p in zip(rows, prompts)]
+
+    # -- the state machine ------------------------------------------------------------------
+    def _start(self, req: Request) -> _Row:
+        gen = torch.Generator().manual_seed(int(req.seed))
+        return _Row(req=req, gen=gen, phase="thought" if req.cot else "utter", candidates=list(req.legal_acts))
+
+    def _step(self, row: _Row, logits: torch.Tensor) -> int:
+        if row.forced:
+            tok = row.forced.pop(0)
+            if not row.forced:
+                row.phase = row.after
+            return tok
+        if row.phase in ("thought", "utter"):
+            tok = self._choose(row, logits, None)
+            own = row.thought if row.phase == "thought" else row.utter
+            cap = self.max_thought if row.phase == "thought" else self.max_utter
+            ended = tok in self.stops or bool(self.newline[tok])
+            if not ended:
+                own.append(tok)
+            if ended or len(own) >= cap:
+                if row.phase == "thought":
+                    row.phase = "utter"
+                    return tok if bool(self.newline[tok]) else self.newline_id
+                return self._force(row, self.action_prefix, "act")
+            return tok
+        if row.phase == "act":
+            return self._act_step(row, logits)
+        if row.phase == "price":
+            allowed = self.digits
+            if row.price:
+                extra = [self.end_id] + ([] if self._has_dot(row) else self.dots.tolist())
+                allowed = torch.cat([allowed, torch.tensor(extra, dtype=torch.long)])
+            tok = self._choose(row, logits, allowed)
+            if tok == self.end_id or len(row.price) + 1 >= MAX_PRICE_TOKENS:
+                if tok != self.end_id:
+                    row.price.append(tok)
+                row.phase = "done"
+                return tok
+            row.price.append(tok)
+            return tok
+        raise RuntimeError(f"bad phase {row.phase}")
+
+    def _act_step(self, row: _Row, logits: torch.Tensor) -> int:
+        d = row.depth
+        allowed = sorted({self.act_ids[a][d] for a in row.candidates if len(self.act_ids[a]) > d})
+        tok = self._choose(row, logits, torch.tensor(allowed, dtype=torch.long))
+        row.candidates = [a for a in row.candidates if len(self.act_ids[a]) > d and self.act_ids[a][d] == tok]
+        row.depth += 1
+        if len(row.candidates) == 1:
+            act = row.act = row.candidates[0]
+            rest = self.act_ids[act][row.depth:]
+            tail = self.price_prefix if act in PRICE_ACTS else []
+            if rest or tail:
+                row.forced, row.after = rest + tail, "price" if act in PRICE_ACTS else "done"
+            else:
+                row.phase = "done"
+        return tok
+
+    def _force(self, row: _Row, seq: list[int], after: str) -> int:
+        if len(seq) > 1:
+            row.forced, row.after = list(seq[1:]), after
+        else:
+            row.phase = after
+        return seq[0]
+
+    def _choose(self, row: _Row, logits: torch.Tensor, allowed: torch.Tensor | None) -> int:
+        logits = logits.float()[: self.vocab]
+        if allowed is not None:
+            masked = torch.full_like(logits, float("-inf"))
+            masked[allowed] = logits[allowed]
+            logits = masked
+        if self.temperature <= 0:
+            return int(logits.argmax())
+        probs = torch.softmax(logits / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            sorted_p, order = probs.sort(descending=True)
+            keep = sorted_p.cumsum(0) - sorted_p < self.top_p
+            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+        return int(torch.multinomial(probs, 1, generator=row.gen))
+
+    def _has_dot(self, row: _Row) -> bool:
+        return bool(set(row.price) & set(self.dots.tolist()))
+
+    def _result(self, row: _Row, prompt_len: int) -> Decoded:
+        tok = self.model.tokenizer
+        price, failure = None, None
+        if row.act in PRICE_ACTS:
+            text = tok.decode(row.price).strip().rstrip(".")
+            try:
+                price = float(text)
+            except ValueError:
+                failure = "missing_price"
+        return Decoded(
+            utterance=tok.decode(row.utter, skip_special_tokens=True).strip(),
+            act=row.act,
+            price=price,
+            reasoning=tok.decode(row.thought, skip_special_tokens=True).strip() if row.req.cot else None,
+            failure=failure if row.act is not None else "no_action",
+            prompt_tokens=prompt_len,
+            new_tokens=row.n_new,
+        )

@@ -1,0 +1,110 @@
+"""Negotiation metrics: AgreeMate's nine, the RLVR paper's, and their fixes. Pure functions.
+
+Per dialogue (:func:`dialogue_metrics`, from a runner record), with P the deal price, L the list
+price, T_b / T_s the buyer's / seller's targets, B the buyer's budget, C the seller's cost:
+
+* ``deal`` — 1 if ``accept`` answered a standing offer. Agreement rate = its mean.
+* ``position`` — x = (P − T_b) / (T_s − T_b), clipped to [0, 1]: 0 = the buyer's target, 1 =
+  the seller's. Undefined (``None``, counted, never 0) when T_s − T_b ≤ 0 or there is no deal.
+* ``fairness`` — 1 − |2x − 1| ∈ [0, 1] (1 = split the difference). AgreeMate's is unbounded.
+* ``bias`` — 2x − 1 ∈ [−1, 1] (+1: the seller got everything, −1: the buyer did).
+* ``discount`` — 1 − P / L on deals (AgreeMate's relative efficiency, normalised by L).
+* ``bargained_ratio`` — P / L on deals (RLVR).
+* ``length`` — number of turns.
+* ``first_offer_ratio_{role}`` — the role's first price / L.
+* ``aggressiveness_{role}`` — how far the opening price is from L in the role's favour,
+  normalised by L and clipped to [−1, 1] (buyer: 1 − first/L; seller: first/L − 1).
+* ``concession_rate_{role}`` — mean step of the role's successive prices toward the
+  counterpart, divided by L (AgreeMate uses raw dollars, incomparable across items); undefined
+  with fewer than two prices.
+* ``probing_ratio_{role}`` — share of the role's turns that are ``inquire`` acts.
+* ``overshoot`` — the buyer offered or accepted above B.
+* ``reward`` — RLVR, for the buyer: overshoot or a buyer protocol failure → −1; deal →
+  clip((B − P) / max(|B − C|, 1), −1, 1) (the guard avoids dividing by a near-zero gap); no
+  deal, quit or turn limit → 0.
+
+:func:`summarize` reports each metric's mean over the dialogues where it is defined, with n, the
+number undefined, and a bootstrap 95% CI.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PRICE_ACTS = ("offer", "counter")
+
+
+def _clip(v: float, lo: float, hi: float) -> float:
+    return max(lo, min(hi, v))
+
+
+def _prices(turns: list[dict], role: str) -> list[float]:
+    return [t["price"] for t in turns if t["role"] == role and t["act"] in PRICE_ACTS and t["price"] is not None]
+
+
+def rlvr_reward(deal_price: float | None, budget: float, cost: float, overshoot: bool, failed: bool) -> float:
+    if overshoot or failed:
+        return -1.0
+    if deal_price is None:
+        return 0.0
+    return _clip((budget - deal_price) / max(abs(budget - cost), 1.0), -1.0, 1.0)
+
+
+def dialogue_metrics(rec: dict) -> dict:
+    """Every metric for one finished dialogue record (``None`` where undefined)."""
+    s, turns = rec["scenario"], rec["turns"]
+    L, P = s["list_price"], rec.get("deal_price")
+    deal = rec["outcome"] == "deal"
+    gap = s["seller_target"] - s["buyer_target"]
+    x = _clip((P - s["buyer_target"]) / gap, 0.0, 1.0) if deal and gap > 0 else None
+    overshoot = any(t["overshoot"] for t in turns if t["role"] == "buyer")
+    m = {
+        "deal": float(deal),
+        "position": x,
+        "fairness": None if x is None else 1.0 - abs(2 * x - 1),
+        "bias": None if x is None else 2 * x - 1,
+        "discount": 1.0 - P / L if deal else None,
+        "bargained_ratio": P / L if deal else None,
+        "length": float(len(turns)),
+        "overshoot": float(overshoot),
+        "protocol_failure": float(rec["outcome"] == "protocol_failure"),
+        "reward": rlvr_reward(P if deal else None, s["buyer_budget"], s["seller_cost"], overshoot,
+                              rec.get("failed_by") == "buyer"),
+    }
+    for role, sign in (("buyer", 1.0), ("seller", -1.0)):
+        prices = _prices(turns, role)
+        first = prices[0] if prices else None
+        m[f"first_offer_ratio_{role}"] = None if first is None else first / L
+        m[f"aggressiveness_{role}"] = None if first is None else _clip(sign * (1 - first / L), -1, 1)
+        steps = [sign * (b - a) / L for a, b in zip(prices, prices[1:])]
+        m[f"concession_rate_{role}"] = float(np.mean(steps)) if steps else None
+        own = [t for t in turns if t["role"] == role]
+        m[f"probing_ratio_{role}"] = sum(t["act"] == "inquire" for t in own) / len(own) if own else None
+    return m
+
+
+def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return (float("nan"), float("nan"))
+    if len(v) == 1:
+        return (float(v[0]), float(v[0]))
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def summarize(records: list[dict], metrics: list[str] | None = None, seed: int = 0) -> pd.DataFrame:
+    """One row per metric: mean, 95% CI, n (defined), undefined."""
+    per = [r.get("metrics") or dialogue_metrics(r) for r in records]
+    names = metrics or (list(per[0]) if per else [])
+    rows = []
+    for name in names:
+        vals = [p[name] for p in per if p.get(name) is not None]
+        lo, hi = bootstrap_ci(vals, seed=seed)
+        rows.append({"metric": name, "mean": float(np.mean(vals)) if vals else float("nan"),
+                     "ci_low": lo, "ci_high": hi, "n": len(vals), "undefined": len(per) - len(vals)})
+    return pd.DataFrame(rows)

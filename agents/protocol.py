@@ -1,0 +1,206 @@
+"""The negotiation protocol: acts, the state machine, and the environment's guards.
+
+Every turn is an utterance plus one *act*: ``offer``/``counter`` (with a price), ``accept``,
+``reject``, ``quit``, or a talk act (``greet``, ``inquire``, ``inform``). A deal exists only when
+``accept`` answers the counterpart's standing offer; the deal price is that offer.
+
+The environment, not the prompt, enforces the hard limits:
+
+* **regulated seller** — a seller offer below its cost, or a seller accepting a price below
+  its cost, is *blocked*: recorded, but it neither stands nor makes a deal;
+* **buyer budget guard** — a buyer offer (or accepted price) above budget is an *overshoot*
+  (RLVR reward −1); with ``budget_guard="block"`` it is also blocked.
+
+Bad output (no act, missing or absurd price, an act that is illegal in the state) is a
+recorded *protocol failure* that ends the dialogue — never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+from negolens.agents.scenarios import Scenario
+
+ROLES = ("buyer", "seller")
+
+
+class Act(str, Enum):
+    OFFER = "offer"
+    COUNTER = "counter"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    QUIT = "quit"
+    GREET = "greet"
+    INQUIRE = "inquire"
+    INFORM = "inform"
+
+
+PRICE_ACTS = frozenset({Act.OFFER, Act.COUNTER})
+TALK_ACTS = frozenset({Act.GREET, Act.INQUIRE, Act.INFORM})
+MAX_PRICE_FACTOR = 100.0  # a price above 100 × list is absurd, not an offer
+
+
+def other(role: str) -> str:
+    return "seller" if role == "buyer" else "buyer"
+
+
+def format_price(price: float) -> str:
+    return f"${price:,.0f}" if float(price).is_integer() else f"${price:,.2f}"
+
+
+def format_action(act: Act | None, price: float | None = None) -> str:
+    """The public action line: ``ACTION: offer $250``."""
+    if act is None:
+        return "ACTION: none"
+    return f"ACTION: {act.value} {format_price(price)}" if act in PRICE_ACTS and price is not None else f"ACTION: {act.value}"
+
+
+@dataclass
+class Move:
+    """What an agent produced for one turn (before the environment applies it)."""
+
+    utterance: str
+    act: Act | None
+    price: float | None = None
+    reasoning: str | None = None  # chain of thought: never shown to the counterpart
+    failure: str | None = None  # set by the agent when its output could not be read
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+
+
+@dataclass
+class TurnRecord:
+    index: int
+    role: str
+    utterance: str
+    act: str | None
+    price: float | None
+    reasoning: str | None = None
+    blocked: str | None = None
+    overshoot: bool = False
+    failure: str | None = None
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+
+    def public_text(self) -> str:
+        """What the counterpart sees: the utterance and the action line (never the reasoning)."""
+        act = Act(self.act) if self.act else None
+        line = format_action(act, self.price)
+        if self.blocked:
+            line += f" [blocked: {self.blocked.replace('_', ' ')}]"
+        return f"{self.utterance}\n{line}" if self.utterance else line
+
+
+@dataclass
+class Guards:
+    regulated_seller: bool = True
+    budget_guard: str = "record"  # "record" | "block"
+
+    def __post_init__(self) -> None:
+        if self.budget_guard not in ("record", "block"):
+            raise ValueError("budget_guard must be 'record' or 'block'")
+
+
+@dataclass
+class Negotiation:
+    """State of one dialogue. ``apply`` is the only way it changes."""
+
+    scenario: Scenario
+    max_turns: int = 12
+    first: str = "buyer"
+    guards: Guards = field(default_factory=Guards)
+    turns: list[TurnRecord] = field(default_factory=list)
+    standing: tuple[str, float] | None = None  # (role, price) of the offer on the table
+    outcome: str | None = None  # deal | quit | turn_limit | protocol_failure
+    deal_price: float | None = None
+    failed_by: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def to_move(self) -> str:
+        return self.first if len(self.turns) % 2 == 0 else other(self.first)
+
+    def legal_acts(self, role: str) -> list[Act]:
+        """Acts legal for ``role`` now: accept/counter/reject need the counterpart's standing offer."""
+        facing = self.standing is not None and self.standing[0] != role
+        acts = [Act.OFFER, Act.QUIT, *TALK_ACTS]
+        if facing:
+            acts += [Act.COUNTER, Act.ACCEPT, Act.REJECT]
+        return acts
+
+    def apply(self, move: Move) -> TurnRecord:
+        """Apply the mover's move; returns the turn as recorded."""
+        if self.done:
+            raise RuntimeError("negotiation already finished")
+        role = self.to_move
+        rec = TurnRecord(
+            index=len(self.turns), role=role, utterance=move.utterance.strip(), act=move.act.value if move.act else None,
+            price=move.price, reasoning=move.reasoning, failure=move.failure,
+            prompt_tokens=move.prompt_tokens, new_tokens=move.new_tokens,
+        )
+        self.turns.append(rec)
+        rec.failure = rec.failure or self._invalid(role, move)
+        if rec.failure:
+            self.outcome, self.failed_by = "protocol_failure", role
+            return rec
+        s = self.scenario
+        if move.act in PRICE_ACTS:
+            self._price_move(rec, role, move.price)
+        elif move.act is Act.ACCEPT:
+            price = self.standing[1]
+            rec.price = price
+            if role == "seller" and self.guards.regulated_seller and price < s.seller_cost:
+                rec.blocked = "below_cost"
+            elif role == "buyer" and price > s.buyer_budget:
+                rec.overshoot = True
+                rec.blocked = "over_budget" if self.guards.budget_guard == "block" else None
+            if not rec.blocked:
+                self.outcome, self.deal_price = "deal", price
+        elif move.act is Act.REJECT:
+            self.standing = None
+        elif move.act is Act.QUIT:
+            self.outcome = "quit"
+        if not self.done and len(self.turns) >= self.max_turns:
+            self.outcome = "turn_limit"
+        return rec
+
+    def _price_move(self, rec: TurnRecord, role: str, price: float) -> None:
+        s = self.scenario
+        if role == "seller" and self.guards.regulated_seller and price < s.seller_cost:
+            rec.blocked = "below_cost"
+        elif role == "buyer" and price > s.buyer_budget:
+            rec.overshoot = True
+            if self.guards.budget_guard == "block":
+                rec.blocked = "over_budget"
+        if not rec.blocked:
+            self.standing = (role, price)
+
+    def _invalid(self, role: str, move: Move) -> str | None:
+        if move.act is None:
+            return "no_action"
+        if move.act not in self.legal_acts(role):
+            return f"illegal_{move.act.value}"
+        if move.act in PRICE_ACTS:
+            p = move.price
+            if p is None:
+                return "missing_price"
+            if not math.isfinite(p) or p <= 0 or p > MAX_PRICE_FACTOR * self.scenario.list_price:
+                return "absurd_price"
+        return None
+
+    def to_record(self) -> dict:
+        return {
+            "scenario": self.scenario.to_dict(),
+            "max_turns": self.max_turns,
+            "first": self.first,
+            "guards": asdict(self.guards),
+            "turns": [asdict(t) for t in self.turns],
+            "outcome": self.outcome,
+            "deal_price": self.deal_price,
+            "failed_by": self.failed_by,
+        }

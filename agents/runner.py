@@ -1,0 +1,133 @@
+"""The batched negotiation runner: many dialogues, one batched decoding step per turn.
+
+All live dialogues whose next speaker is the same LLM agent take their turn together (one
+:class:`~negolens.agents.decoding.TurnDecoder` pass); rule agents answer instantly. Each
+finished dialogue is appended to ``dialogues.jsonl`` as one JSON line and fsync'ed, so a killed
+run loses at most the dialogues in flight; rerunning the same command skips every dialogue
+already written (no duplicates). Sampling seeds derive from (run seed, dialogue id, turn), so a
+dialogue's transcript does not depend on which others ran beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+from tqdm.auto import tqdm
+
+from negolens.agents.metrics import dialogue_metrics
+from negolens.agents.protocol import Guards, Move, Negotiation
+from negolens.agents.scenarios import Scenario
+
+
+@dataclass
+class RunConfig:
+    max_turns: int = 12
+    first: str = "buyer"
+    seed: int = 0
+    batch_size: int = 16
+    regulated_seller: bool = True
+    budget_guard: str = "record"  # record | block
+
+
+def dialogue_id(scenario: Scenario, index: int) -> str:
+    return f"{index:05d}-{scenario.id}"
+
+
+def turn_seed(run_seed: int, did: str, turn: int) -> int:
+    return int(hashlib.sha256(f"{run_seed}|{did}|{turn}".encode()).hexdigest()[:8], 16)
+
+
+def finished_ids(path: Path) -> set[str]:
+    """Ids already written; a torn last line (killed mid-write) is ignored and rewritten."""
+    done = set()
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                done.add(json.loads(line)["id"])
+            except (json.JSONDecodeError, KeyError):
+                continue
+    return done
+
+
+def _append(path: Path, record: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _repair(path: Path) -> None:
+    """Drop a torn trailing line so appends start on a fresh line."""
+    if path.is_file():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def run_negotiations(
+    scenarios: Iterable[Scenario],
+    buyer,
+    seller,
+    config: RunConfig | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Run every scenario to an outcome; returns the records (also appended to ``out``)."""
+    config = config or RunConfig()
+    guards = Guards(config.regulated_seller, config.budget_guard)
+    path = Path(out) / "dialogues.jsonl" if out is not None else None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _repair(path)
+    skip = finished_ids(path) if path is not None else set()
+    jobs = [(dialogue_id(s, i), s) for i, s in enumerate(scenarios)]
+    todo = [(d, s) for d, s in jobs if d not in skip]
+    agents = {"buyer": buyer, "seller": seller}
+    records = []
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="negotiations", disable=not progress)
+    for start in range(0, len(todo), config.batch_size):
+        chunk = todo[start : start + config.batch_size]
+        negs = {d: Negotiation(s, config.max_turns, config.first, guards) for d, s in chunk}
+        while True:
+            live = [(d, n) for d, n in negs.items() if not n.done]
+            if not live:
+                break
+            for role in ("buyer", "seller"):
+                group = [(d, n) for d, n in live if n.to_move == role]
+                if not group:
+                    continue
+                for (d, n), move in zip(group, _moves(agents[role], group, config.seed)):
+                    n.apply(move)
+                    if n.done:
+                        rec = _record(d, n, buyer, seller, config)
+                        records.append(rec)
+                        if path is not None:
+                            _append(path, rec)
+                        bar.update(1)
+    bar.close()
+    return records
+
+
+def _moves(agent, group: list[tuple[str, Negotiation]], run_seed: int) -> list[Move]:
+    """One batched step for ``agent``; an exception becomes a protocol failure per dialogue."""
+    try:
+        if hasattr(agent, "act_batch"):
+            seeds = [turn_seed(run_seed, d, len(n.turns)) for d, n in group]
+            return agent.act_batch([n for _, n in group], seeds)
+        return [agent.act(n) for _, n in group]
+    except Exception as err:  # noqa: BLE001 — recorded, not hidden: the batch must not crash
+        msg = f"agent_error: {type(err).__name__}: {err}"
+        traceback.print_exc()
+        return [Move("", None, failure=msg) for _ in group]
+
+
+def _record(did: str, neg: Negotiation, buyer, seller, config: RunConfig) -> dict:
+    rec = {"id": did, **neg.to_record(), "buyer": buyer.config(), "seller": seller.config(), "run": asdict(config)}
+    rec["metrics"] = dialogue_metrics(rec)
+    return rec

@@ -1,0 +1,166 @@
+"""Negotiation scenarios: what is sold, at what list price, and each side's private numbers.
+
+Three sources, one record type (:class:`Scenario`):
+
+* ``craigslist`` — Craigslist Bargains (He et al. 2018), HF-format JSON lines. The buyer's target
+  comes from the data; the seller's target is the list price. The data has no seller bottom
+  line, so the seller's cost defaults to ``cost_ratio`` × list (documented, configurable).
+  The buyer's budget is its target (AgreeMate's convention).
+* ``amazon`` — AmazonHistoryPrice (Xia et al. 2024, Apache-2.0), with the RLVR paper's rules:
+  price = max(list, highest), seller cost = lowest, buyer budget = 0.8 × price (mutual interest
+  when budget > cost); the buyer aims 20% under budget. The train/test split (80/20) is a
+  deterministic hash of title, file and index.
+* ``builtin`` — 36 items written for negolens, so everything runs with no data directory.
+
+Data paths are configurable (:func:`negolens.paths.data_dir`); nothing is copied into the repo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from negolens.errors import DataNotFoundError, NegolensError
+from negolens.paths import data_dir
+
+SOURCES = ("craigslist", "amazon", "builtin")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One item to negotiate over. Prices in dollars; ``buyer_budget`` and ``seller_cost`` are the
+    hard limits (RLVR's B and C); targets are what each side aims for."""
+
+    id: str
+    source: str
+    title: str
+    description: str
+    category: str
+    list_price: float
+    buyer_target: float
+    seller_target: float
+    buyer_budget: float
+    seller_cost: float
+
+    @property
+    def mutual_interest(self) -> bool:
+        """A deal inside both limits exists."""
+        return self.buyer_budget > self.seller_cost
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _split_of(key: str, test_fraction: float = 0.2) -> str:
+    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if bucket < test_fraction else "train"
+
+
+def parse_money(text: str) -> float:
+    return float(str(text).replace("$", "").replace(",", "").strip())
+
+
+def load_craigslist(path: str | Path, cost_ratio: float = 0.7) -> list[Scenario]:
+    """Scenarios from a Craigslist Bargains JSONL file (one per dialogue with a usable price)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"no Craigslist file at {path}; set NEGOLENS_DATA or pass data_dir=")
+    out = []
+    for n, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            roles = row["agent_info"]["Role"]
+            b = roles.index("buyer")
+            items = row["items"]
+            list_price = float(items["Price"][b])
+            target = float(row["agent_info"]["Target"][b])
+        except (ValueError, KeyError, json.JSONDecodeError) as err:
+            raise NegolensError(f"{path}:{n + 1}: not a Craigslist Bargains record ({err})") from None
+        if list_price <= 0 or target <= 0:
+            continue
+        out.append(
+            Scenario(
+                id=f"cb-{path.stem}-{n}",
+                source="craigslist",
+                title=items["Title"][b].strip(),
+                description=items["Description"][b].strip()[:600],
+                category=items["Category"][b],
+                list_price=list_price,
+                buyer_target=target,
+                seller_target=list_price,
+                buyer_budget=target,
+                seller_cost=round(cost_ratio * list_price, 2),
+            )
+        )
+    return out
+
+
+def load_amazon(folder: str | Path, split: str = "train") -> list[Scenario]:
+    """AmazonHistoryPrice products with the RLVR rules; ``split`` is ``train``, ``test`` or ``all``."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise DataNotFoundError(f"no AmazonHistoryPrice *.json files in {folder}")
+    out = []
+    for f in files:
+        for n, row in enumerate(json.loads(f.read_text())):
+            try:
+                listed, highest, lowest = (parse_money(row[k]) for k in ("list_price", "highest_price", "lowest_price"))
+            except (KeyError, ValueError):
+                continue  # products with a missing price are not negotiable
+            price = max(listed, highest)
+            if price <= 0 or lowest <= 0:
+                continue
+            key = f"{row.get('title', '')}|{f.stem}|{n}"
+            if split != "all" and _split_of(key) != split:
+                continue
+            out.append(
+                Scenario(
+                    id=f"amz-{f.stem}-{n}",
+                    source="amazon",
+                    title=row.get("title", "").strip()[:200],
+                    description=(row.get("description") or "").strip()[:600],
+                    category=row.get("category", f.stem),
+                    list_price=price,
+                    buyer_target=round(0.8 * 0.8 * price, 2),  # aim 20% under budget
+                    seller_target=price,
+                    buyer_budget=round(0.8 * price, 2),
+                    seller_cost=lowest,
+                )
+            )
+    return out
+
+
+def load_scenarios(
+    source: str, n: int | None = None, *, data: str | Path | None = None, split: str = "test", seed: int = 0
+) -> list[Scenario]:
+    """``n`` scenarios from a source (sampled with ``seed`` when fewer than all are asked for).
+
+    ``craigslist``: ``split="test"`` reads test.jsonl, ``"dev"`` validation_dev.jsonl.
+    """
+    if source == "builtin":
+        from negolens.agents.builtin import builtin_scenarios
+
+        items = builtin_scenarios()
+    elif source in ("craigslist", "amazon"):
+        root = data_dir(data)
+        if root is None:
+            raise DataNotFoundError(
+                f"no data directory for {source!r}: set NEGOLENS_DATA (or pass --data) to the folder "
+                "holding craigslist_bargains/ and amazon_history_price/, or use --scenarios builtin"
+            )
+        if source == "craigslist":
+            name = {"dev": "validation_dev.jsonl", "test": "test.jsonl"}.get(split, f"{split}.jsonl")
+            items = load_craigslist(root / "craigslist_bargains" / name)
+        else:
+            items = load_amazon(root / "amazon_history_price", split=split if split in ("train", "test", "all") else "test")
+    else:
+        raise NegolensError(f"unknown scenario source {source!r}; use one of {SOURCES}")
+    if n is not None and n < len(items):
+        items = random.Random(seed).sample(items, n)
+    return items
