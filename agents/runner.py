@@ -55,6 +55,19 @@ def finished_ids(path: Path) -> set[str]:
     return done
 
 
+def read_records(path: str | Path, ids: set[str] | None = None) -> list[dict]:
+    """Records from a dialogues.jsonl (optionally only ``ids``), skipping a torn last line."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if ids is None or rec.get("id") in ids:
+            out.append(rec)
+    return out
+
+
 def _append(path: Path, record: dict) -> None:
     with open(path, "a") as fh:
         fh.write(json.dumps(record) + "\n")
@@ -94,12 +107,9 @@ def run_negotiations(
     for start in range(0, len(todo), config.batch_size):
         chunk = todo[start : start + config.batch_size]
         negs = {d: Negotiation(s, config.max_turns, config.first, guards) for d, s in chunk}
-        while True:
-            live = [(d, n) for d, n in negs.items() if not n.done]
-            if not live:
-                break
+        while any(not n.done for n in negs.values()):
             for role in ("buyer", "seller"):
-                group = [(d, n) for d, n in live if n.to_move == role]
+                group = [(d, n) for d, n in negs.items() if not n.done and n.to_move == role]
                 if not group:
                     continue
                 for (d, n), move in zip(group, _moves(agents[role], group, config.seed)):

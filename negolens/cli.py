@@ -59,6 +59,85 @@ def models_info(ref: str = typer.Argument(..., help="zoo name or model directory
 
 
 @app.command()
+def negotiate(
+    buyer: str = typer.Option("smollm2-135m-instruct", help="MODEL[:personality][+cot] or rule[:personality]"),
+    seller: str = typer.Option("rule", help="MODEL[:personality|persona][+cot] or rule[:personality|persona]"),
+    scenarios: str = typer.Option("builtin", help="craigslist | amazon | builtin"),
+    n: int = typer.Option(30, help="number of scenarios (sampled with --seed)"),
+    split: str = typer.Option("test", help="craigslist: test|dev; amazon: train|test|all"),
+    out: Path = typer.Option(Path("results/negotiate"), help="run directory (resumable)"),
+    max_turns: int = typer.Option(12, help="turn limit (AgreeMate 15, RLVR 6)"),
+    first: str = typer.Option("buyer", help="who speaks first"),
+    batch_size: int = typer.Option(16, help="dialogues decoded together"),
+    budget_guard: str = typer.Option("record", help="record | block buyer offers above budget"),
+    temperature: float = typer.Option(0.0, help="0 = greedy"),
+    dtype: str = typer.Option("float32", help="float32 | bfloat16"),
+    data: Optional[Path] = typer.Option(None, help="data directory (default $NEGOLENS_DATA or ../shared/data)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Run negotiations; writes dialogues.jsonl (one line per dialogue) and summary.csv."""
+    from negolens.agents.factory import make_agent
+    from negolens.agents.metrics import summarize
+    from negolens.agents.runner import RunConfig, run_negotiations
+    from negolens.agents.scenarios import load_scenarios
+
+    items = load_scenarios(scenarios, n, data=data, split=split, seed=seed)
+    models: dict = {}
+    b = make_agent(buyer, "buyer", models=models, dtype=dtype, temperature=temperature)
+    s = make_agent(seller, "seller", models=models, dtype=dtype, temperature=temperature)
+    config = RunConfig(max_turns=max_turns, first=first, seed=seed, batch_size=batch_size, budget_guard=budget_guard)
+    run_negotiations(items, b, s, config, out=out)
+    from negolens.agents.runner import read_records
+
+    records = read_records(out / "dialogues.jsonl", ids={f"{i:05d}-{sc.id}" for i, sc in enumerate(items)})
+    table = summarize(records)
+    table.to_csv(out / "summary.csv", index=False)
+    typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(str(out))
+
+
+@app.command()
+def chat(
+    role: str = typer.Option("buyer", help="the role YOU play: buyer | seller"),
+    model: str = typer.Option("smollm2-135m-instruct", help="the model's spec, as for negotiate"),
+    scenario: int = typer.Option(0, help="index into the built-in scenarios"),
+    max_turns: int = typer.Option(12),
+    seed: int = typer.Option(0),
+) -> None:
+    """Haggle with a model yourself in the terminal (end a message with /offer 120, /accept …)."""
+    from negolens.agents.builtin import builtin_scenarios
+    from negolens.agents.factory import make_agent
+    from negolens.agents.human import HumanAgent
+    from negolens.agents.protocol import other
+    from negolens.agents.runner import RunConfig, run_negotiations
+
+    items = builtin_scenarios()
+    sc = items[scenario % len(items)]
+    s = sc.to_dict()
+    secret = f"budget ${s['buyer_budget']:g}" if role == "buyer" else f"minimum ${s['seller_cost']:g}"
+    typer.echo(f"{sc.title} — listed ${sc.list_price:g}. You are the {role}; your {secret}.")
+    bot = make_agent(model, other(role), models={})
+    human = HumanAgent(role)
+
+    class Echo:  # prints the bot's public turns as they happen
+        def __init__(self, inner):
+            self.inner = inner
+
+        def config(self):
+            return self.inner.config()
+
+        def act_batch(self, negs, seeds):
+            moves = self.inner.act_batch(negs, seeds) if hasattr(self.inner, "act_batch") else [self.inner.act(n) for n in negs]
+            for mv in moves:
+                typer.echo(f"{other(role)} > {mv.utterance}  [{mv.act.value if mv.act else 'none'}{'' if mv.price is None else f' ${mv.price:g}'}]")
+            return moves
+
+    agents = {role: human, other(role): Echo(bot)}
+    rec = run_negotiations([sc], agents["buyer"], agents["seller"], RunConfig(max_turns=max_turns, seed=seed, batch_size=1), progress=False)[0]
+    typer.echo(f"outcome: {rec['outcome']}" + (f" at ${rec['deal_price']:g}" if rec["deal_price"] else ""))
+
+
+@app.command()
 def study(
     model: str = typer.Option("smollm2-135m-instruct", help="zoo name or model directory"),
     out: Path = typer.Option(Path("results"), help="parent of the run directory"),

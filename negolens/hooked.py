@@ -77,9 +77,14 @@ class NegoModel:
         *,
         dtype: str | torch.dtype = "float32",
         fetch: bool = False,
+        attn_implementation: str = "eager",
     ) -> "NegoModel":
-        """Load a zoo name, a local HF/PEFT directory or a hub id (see :mod:`negolens.loading`)."""
-        model, tokenizer, path = load_hf(ref, dtype=dtype, fetch_missing=fetch)
+        """Load a zoo name, a local HF/PEFT directory or a hub id (see :mod:`negolens.loading`).
+
+        ``attn_implementation="sdpa"`` is faster for generation-only work (the runner); attention
+        patterns need eager, and booting the bridge switches the model to eager in place.
+        """
+        model, tokenizer, path = load_hf(ref, dtype=dtype, fetch_missing=fetch, attn_implementation=attn_implementation)
         return cls(model, tokenizer, path, name=str(ref))
 
     # -- properties ---------------------------------------------------------------------
@@ -221,6 +226,7 @@ def _cut(row: list[int], stops: set[int]) -> list[int]:
     return row
 
 
-def load(ref: str | Path, *, dtype: str | torch.dtype = "float32", fetch: bool = False) -> NegoModel:
+def load(ref: str | Path, *, dtype: str | torch.dtype = "float32", fetch: bool = False,
+         attn_implementation: str = "eager") -> NegoModel:
     """Load a model as a :class:`NegoModel`. See :meth:`NegoModel.load`."""
-    return NegoModel.load(ref, dtype=dtype, fetch=fetch)
+    return NegoModel.load(ref, dtype=dtype, fetch=fetch, attn_implementation=attn_implementation)
