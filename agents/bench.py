@@ -6,7 +6,8 @@ same model and seed. The baseline runs the dialogues one after another; each LLM
 for the ``\\nACTION:`` trailer, parsed from free text. The negolens side runs all 16 at once
 through :class:`~negolens.agents.decoding.TurnDecoder` (one KV-cached step for every row,
 prompt logits at the last position only). Reported: dialogues per minute of each, the ratio,
-and the share of baseline turns whose free-text action could not be parsed.
+the share of baseline turns whose free-text action could not be parsed, and the same
+negolens run in bfloat16 (speed, and how many transcripts stay identical to fp32).
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def bench_runner(model: str = "smollm2-135m-instruct", seed: int = 0, n: int = 1
     PlainGenerateBuyer.unparsed = 0
     t_base, base = timed(PlainGenerateBuyer(nm, "buyer"), 1)
     base_turns = sum(len([t for t in r["turns"] if t["role"] == "buyer"]) for r in base)
+    nm.to("bfloat16")
+    t_bf16, bf16 = timed(LLMAgent(nm, "buyer"), n)
+    same = sum(a["turns"] == b["turns"] for a, b in zip(fast, bf16))
     return {
         "bench": "runner",
         "model": model,
@@ -85,5 +89,10 @@ def bench_runner(model: str = "smollm2-135m-instruct", seed: int = 0, n: int = 1
         "negolens_dialogues_per_min": round(60 * n / t_fast, 2),
         "baseline_unparsed_action_share": round(PlainGenerateBuyer.unparsed / max(1, base_turns), 3),
         "negolens_protocol_failures": sum(r["outcome"] == "protocol_failure" for r in fast),
+        "negolens_bf16_dialogues_per_min": round(60 * n / t_bf16, 2),
+        "bf16_transcripts_identical_to_fp32": f"{same}/{n}",
+        "bf16_deal_rate": round(sum(r["outcome"] == "deal" for r in bf16) / n, 3),
+        "fp32_deal_rate": round(sum(r["outcome"] == "deal" for r in fast) / n, 3),
+        "speedup_bf16": round(t_base / t_bf16, 2),
         "speedup": round(t_base / t_fast, 2),
     }

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from negolens.agents import kvmemory
 from negolens.agents.protocol import PRICE_ACTS, Act
 from negolens.batching import left_pad
 
@@ -35,6 +36,7 @@ class Request:
     legal_acts: list[Act]
     seed: int = 0
     cot: bool = False
+    key: str | None = None  # dialogue id: enables KV reuse from this dialogue's previous turn
 
 
 @dataclass
@@ -62,14 +64,18 @@ class _Row:
     depth: int = 0
     act: Act | None = None
     n_new: int = 0
+    fed: list[int] = field(default_factory=list)
 
 
 class TurnDecoder:
     """Batched, KV-cached decoder of agent turns for one model (see module docstring)."""
 
     def __init__(self, model, max_utterance_tokens: int = 40, max_thought_tokens: int = 40,
-                 temperature: float = 0.0, top_p: float = 1.0):
+                 temperature: float = 0.0, top_p: float = 1.0, reuse_kv: bool = True):
         self.model = model
+        self.reuse_kv = reuse_kv
+        self.memory: dict[str, kvmemory.Memory] = {}
+        self.last_reuse: list[int] = []
         self.max_utter, self.max_thought = max_utterance_tokens, max_thought_tokens
         self.temperature, self.top_p = temperature, top_p
         tok = model.tokenizer
@@ -97,26 +103,60 @@ class TurnDecoder:
             return []
         rows = [self._start(r) for r in requests]
         prompts = [r.prompt_ids + (self.thought_prefix if r.cot else []) for r in requests]
-        hf = self.model.hf
-        batch = left_pad(prompts, self.model.pad_id).to(self.model.device)
-        out = hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                 position_ids=batch.position_ids, use_cache=True, logits_to_keep=1)
-        past, mask = out.past_key_values, batch.attention_mask
-        pos = batch.position_ids[:, -1].clone()
-        logits = out.logits[:, -1, :]
+        past, mask, pos, logits = self._prefill(requests, prompts)
         while any(r.phase != "done" for r in rows):
             active = torch.tensor([r.phase != "done" for r in rows])
             nxt = torch.full((len(rows),), self.model.pad_id, dtype=torch.long)
             for i, row in enumerate(rows):
                 if row.phase != "done":
                     nxt[i] = self._step(row, logits[i])
+                    row.fed.append(int(nxt[i]))
                     row.n_new += 1
             mask = torch.cat([mask, active.long().to(mask.device)[:, None]], dim=1)
             pos = pos + 1
-            out = hf(input_ids=nxt[:, None].to(mask.device), attention_mask=mask, position_ids=pos[:, None],
+            out = self.model.hf(input_ids=nxt[:, None].to(mask.device), attention_mask=mask, position_ids=pos[:, None],
                      past_key_values=past, use_cache=True)
             past, logits = out.past_key_values, out.logits[:, -1, :]
+        self._remember(requests, rows, prompts, past, mask)
         return [self._result(r, len(p)) for r, p in zip(rows, prompts)]
+
+    def _prefill(self, requests: list[Request], prompts: list[list[int]]):
+        """First forward of a turn: reuse each dialogue's cached prefix, prefill the rest."""
+        device = self.model.device
+        mems = [self.memory.get(r.key) if (self.reuse_kv and r.key) else None for r in requests]
+        if self.reuse_kv and len(prompts) > 1 and all(m is None for m in mems):
+            shared = self._shared_prefix(prompts)
+            mems = [shared] * len(prompts) if shared is not None else mems
+        reuse = [min(kvmemory.common_prefix(m.ids, p), len(p) - 1) if m else 0 for m, p in zip(mems, prompts)]
+        self.last_reuse = reuse  # for inspection: cached tokens reused per row
+        cache, cache_mask = kvmemory.stack(mems, reuse, device)
+        new = left_pad([p[c:] for p, c in zip(prompts, reuse)], self.model.pad_id).to(device)
+        mask = torch.cat([cache_mask, new.attention_mask], dim=1)
+        positions = (new.attention_mask.cumsum(-1) - 1).clamp(min=0) + torch.tensor(reuse, device=device)[:, None]
+        out = self.model.hf(input_ids=new.input_ids, attention_mask=mask, position_ids=positions,
+                            past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.past_key_values, mask, positions[:, -1].clone(), out.logits[:, -1, :]
+
+    def _shared_prefix(self, prompts: list[list[int]], minimum: int = 16) -> kvmemory.Memory | None:
+        """Prefill the prefix common to every prompt once (batch of one) and share its KV."""
+        n = min(min(len(p) for p in prompts) - 1, *(kvmemory.common_prefix(prompts[0], p) for p in prompts[1:]))
+        if n < minimum:
+            return None
+        ids = prompts[0][:n]
+        out = self.model.hf(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True, logits_to_keep=1)
+        if not kvmemory.reusable(out.past_key_values):
+            return None
+        return kvmemory.split(out.past_key_values, torch.ones((1, n), dtype=torch.long), [ids])[0]
+
+    def _remember(self, requests, rows, prompts, past, mask) -> None:
+        """Keep this batch's dialogues' KV for their next turn (others are forgotten)."""
+        self.memory = {}
+        if not (self.reuse_kv and kvmemory.reusable(past)):
+            return
+        ids = [p + r.fed for p, r in zip(prompts, rows)]
+        for req, mem in zip(requests, kvmemory.split(past, mask, ids)):
+            if req.key:
+                self.memory[req.key] = mem
 
     # -- the state machine ------------------------------------------------------------------
     def _start(self, req: Request) -> _Row:

@@ -35,6 +35,7 @@ class LLMAgent:
     temperature: float = 0.0
     top_p: float = 1.0
     name: str | None = None
+    reuse_kv: bool = True
     decoder: TurnDecoder = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -43,7 +44,7 @@ class LLMAgent:
         self.name = self.name or str(self.model.name)
         self.decoder = TurnDecoder(
             self.model, max_utterance_tokens=self.max_utterance_tokens,
-            temperature=self.temperature, top_p=self.top_p,
+            temperature=self.temperature, top_p=self.top_p, reuse_kv=self.reuse_kv,
         )
 
     def config(self) -> dict:
@@ -54,6 +55,8 @@ class LLMAgent:
         }
 
     def system_prompt(self, neg: Negotiation) -> str:
+        """Fixed instructions first, then the scenario: dialogues of one run share a long prompt
+        prefix, which the decoder prefills once for the whole batch."""
         s, them = neg.scenario, other(self.role)
         if self.role == "buyer":
             private = (f"Your budget is {format_price(s.buyer_budget)}: never pay more. "
@@ -61,16 +64,15 @@ class LLMAgent:
         else:
             private = (f"Your minimum is {format_price(s.seller_cost)}: never sell for less. "
                        f"Aim for {format_price(s.seller_target)}.")
-        lines = [
-            f"You are the {self.role} in a negotiation on a second-hand marketplace.",
+        lines = [f"You are the {self.role} in a negotiation on a second-hand marketplace.", PERSONALITIES[self.personality]]
+        if self.persona:
+            lines.append(PERSONA_PROMPTS[self.persona])
+        lines += [
+            FORMAT.format(other=them) + (COT.format(other=them) if self.cot else ""),
             f"Item: {s.title} ({s.category}). {s.description[:200]}",
             f"Listed price: {format_price(s.list_price)}.",
             f"Private (the {them} does not know this): {private}",
-            PERSONALITIES[self.personality],
         ]
-        if self.persona:
-            lines.append(PERSONA_PROMPTS[self.persona])
-        lines.append(FORMAT.format(other=them) + (COT.format(other=them) if self.cot else ""))
         return "\n".join(lines)
 
     def messages(self, neg: Negotiation) -> list[Turn]:
@@ -84,7 +86,7 @@ class LLMAgent:
     def act_batch(self, negs: list[Negotiation], seeds: list[int]) -> list[Move]:
         requests = [
             Request(self.model.render(self.messages(n), add_generation_prompt=True).input_ids,
-                    n.legal_acts(self.role), seed=seed, cot=self.cot)
+                    n.legal_acts(self.role), seed=seed, cot=self.cot, key=f"{id(n)}")
             for n, seed in zip(negs, seeds)
         ]
         return [
