@@ -79,6 +79,7 @@ def bench_runner(model: str = "smollm2-135m-instruct", seed: int = 0, n: int = 1
     nm.to("bfloat16")
     t_bf16, bf16 = timed(LLMAgent(nm, "buyer"), n)
     same = sum(a["turns"] == b["turns"] for a, b in zip(fast, bf16))
+    turns = lambda recs: sum(len(r["turns"]) for r in recs)  # noqa: E731
     return {
         "bench": "runner",
         "model": model,
@@ -87,6 +88,8 @@ def bench_runner(model: str = "smollm2-135m-instruct", seed: int = 0, n: int = 1
         "baseline": "sequential plain HF generate",
         "baseline_dialogues_per_min": round(60 * n / t_base, 2),
         "negolens_dialogues_per_min": round(60 * n / t_fast, 2),
+        "baseline_turns_per_min": round(60 * turns(base) / t_base, 1),
+        "negolens_turns_per_min": round(60 * turns(fast) / t_fast, 1),
         "baseline_unparsed_action_share": round(PlainGenerateBuyer.unparsed / max(1, base_turns), 3),
         "negolens_protocol_failures": sum(r["outcome"] == "protocol_failure" for r in fast),
         "negolens_bf16_dialogues_per_min": round(60 * n / t_bf16, 2),
@@ -94,5 +97,6 @@ def bench_runner(model: str = "smollm2-135m-instruct", seed: int = 0, n: int = 1
         "bf16_deal_rate": round(sum(r["outcome"] == "deal" for r in bf16) / n, 3),
         "fp32_deal_rate": round(sum(r["outcome"] == "deal" for r in fast) / n, 3),
         "speedup_bf16": round(t_base / t_bf16, 2),
+        "speedup_turns": round((turns(fast) / t_fast) / (turns(base) / t_base), 2),
         "speedup": round(t_base / t_fast, 2),
     }

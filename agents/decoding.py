@@ -104,20 +104,27 @@ class TurnDecoder:
         rows = [self._start(r) for r in requests]
         prompts = [r.prompt_ids + (self.thought_prefix if r.cot else []) for r in requests]
         past, mask, pos, logits = self._prefill(requests, prompts)
-        while any(r.phase != "done" for r in rows):
-            active = torch.tensor([r.phase != "done" for r in rows])
-            nxt = torch.full((len(rows),), self.model.pad_id, dtype=torch.long)
-            for i, row in enumerate(rows):
-                if row.phase != "done":
-                    nxt[i] = self._step(row, logits[i])
-                    row.fed.append(int(nxt[i]))
-                    row.n_new += 1
-            mask = torch.cat([mask, active.long().to(mask.device)[:, None]], dim=1)
+        live, memory = list(range(len(rows))), {}
+        while live:
+            nxt = torch.tensor([self._step(rows[i], logits[j]) for j, i in enumerate(live)], dtype=torch.long)
+            for i, tok in zip(live, nxt.tolist()):
+                rows[i].fed.append(tok)
+                rows[i].n_new += 1
+            mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=mask.device)], dim=1)
             pos = pos + 1
             out = self.model.hf(input_ids=nxt[:, None].to(mask.device), attention_mask=mask, position_ids=pos[:, None],
-                     past_key_values=past, use_cache=True)
+                                past_key_values=past, use_cache=True)
             past, logits = out.past_key_values, out.logits[:, -1, :]
-        self._remember(requests, rows, prompts, past, mask)
+            done = [j for j, i in enumerate(live) if rows[i].phase == "done"]
+            if done:  # finished rows leave the batch: later steps only pay for live rows
+                self._remember(memory, [live[j] for j in done], done, requests, rows, prompts, past, mask)
+                keep = [j for j in range(len(live)) if rows[live[j]].phase != "done"]
+                if keep:
+                    index = torch.tensor(keep, device=mask.device)
+                    past.batch_select_indices(index)
+                    mask, pos, logits = mask[index], pos[index], logits[index]
+                live = [live[j] for j in keep]
+        self.memory = memory
         return [self._result(r, len(p)) for r, p in zip(rows, prompts)]
 
     def _prefill(self, requests: list[Request], prompts: list[list[int]]):
@@ -128,8 +135,12 @@ class TurnDecoder:
             shared = self._shared_prefix(prompts)
             mems = [shared] * len(prompts) if shared is not None else mems
         reuse = [min(kvmemory.common_prefix(m.ids, p), len(p) - 1) if m else 0 for m, p in zip(mems, prompts)]
-        self.last_reuse = reuse  # for inspection: cached tokens reused per row
-        cache, cache_mask = kvmemory.stack(mems, reuse, device)
+        if kvmemory.full_attention_only(self.model.hf.config):
+            cache, cache_mask = kvmemory.stack(mems, reuse, device, self.model.shape.n_layers)
+        else:  # sliding-window layers: let HF build its own cache, no reuse
+            reuse = [0] * len(prompts)
+            cache, cache_mask = None, torch.zeros((len(prompts), 0), dtype=torch.long, device=device)
+        self.last_reuse = reuse
         new = left_pad([p[c:] for p, c in zip(prompts, reuse)], self.model.pad_id).to(device)
         mask = torch.cat([cache_mask, new.attention_mask], dim=1)
         positions = (new.attention_mask.cumsum(-1) - 1).clamp(min=0) + torch.tensor(reuse, device=device)[:, None]
@@ -140,23 +151,23 @@ class TurnDecoder:
     def _shared_prefix(self, prompts: list[list[int]], minimum: int = 16) -> kvmemory.Memory | None:
         """Prefill the prefix common to every prompt once (batch of one) and share its KV."""
         n = min(min(len(p) for p in prompts) - 1, *(kvmemory.common_prefix(prompts[0], p) for p in prompts[1:]))
-        if n < minimum:
+        if n < minimum or not kvmemory.full_attention_only(self.model.hf.config):
             return None
         ids = prompts[0][:n]
-        out = self.model.hf(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True, logits_to_keep=1)
+        out = self.model.hf(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True, logits_to_keep=1,
+                            past_key_values=kvmemory.BufferedCache(self.model.shape.n_layers))
         if not kvmemory.reusable(out.past_key_values):
             return None
         return kvmemory.split(out.past_key_values, torch.ones((1, n), dtype=torch.long), [ids])[0]
 
-    def _remember(self, requests, rows, prompts, past, mask) -> None:
-        """Keep this batch's dialogues' KV for their next turn (others are forgotten)."""
-        self.memory = {}
+    def _remember(self, memory, finished, positions, requests, rows, prompts, past, mask) -> None:
+        """Keep finished dialogues' KV for their next turn (dialogues absent from a call are forgotten)."""
         if not (self.reuse_kv and kvmemory.reusable(past)):
             return
-        ids = [p + r.fed for p, r in zip(prompts, rows)]
-        for req, mem in zip(requests, kvmemory.split(past, mask, ids)):
-            if req.key:
-                self.memory[req.key] = mem
+        ids = [prompts[i] + rows[i].fed for i in finished]
+        for i, mem in zip(finished, kvmemory.split(past, mask, ids, positions)):
+            if requests[i].key:
+                memory[requests[i].key] = mem
 
     # -- the state machine ------------------------------------------------------------------
     def _start(self, req: Request) -> _Row:
@@ -190,7 +201,8 @@ class TurnDecoder:
                 extra = [self.end_id] + ([] if self._has_dot(row) else self.dots.tolist())
                 allowed = torch.cat([allowed, torch.tensor(extra, dtype=torch.long)])
             tok = self._choose(row, logits, allowed)
-            if tok == self.end_id or len(row.price) + 1 >= MAX_PRICE_TOKENS:
+            cents = self._has_dot(row) and len(self.model.tokenizer.decode(row.price).split(".")[-1]) >= 1
+            if tok == self.end_id or len(row.price) + 1 >= MAX_PRICE_TOKENS or cents:
                 if tok != self.end_id:
                     row.price.append(tok)
                 row.phase = "done"

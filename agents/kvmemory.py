@@ -12,6 +12,10 @@ Batched layout of a step with reuse (row i reuses ``c_i`` cached tokens and adds
 Padding in the middle is masked (attention mask 0) and positions come from the row's own
 count, so logits equal a full prefill (tested). Only plain full-attention caches are reused;
 sliding-window models (Gemma-3) fall back to a full prefill.
+
+:class:`BufferedCache` also removes the biggest cost of incremental decoding on CPU: HF's
+``DynamicCache`` concatenates every layer's keys and values at every step (measured: 54% of a
+batch-16 SmolLM2 step); a buffered layer writes into preallocated storage that doubles when full.
 """
 
 from __future__ import annotations
@@ -19,7 +23,48 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+
+class BufferedLayer(DynamicLayer):
+    """A full-attention cache layer that appends in place into doubling storage."""
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self._k = self._v = None
+            self._n = 0
+        add = key_states.shape[-2]
+        if self._k is None or self._n + add > self._k.shape[-2]:
+            cap = max(2 * (self._n + add), 256)
+            k = key_states.new_empty(*key_states.shape[:-2], cap, key_states.shape[-1])
+            v = value_states.new_empty(*value_states.shape[:-2], cap, value_states.shape[-1])
+            if self._n:
+                k[..., : self._n, :] = self._k[..., : self._n, :]
+                v[..., : self._n, :] = self._v[..., : self._n, :]
+            self._k, self._v = k, v
+        self._k[..., self._n : self._n + add, :] = key_states
+        self._v[..., self._n : self._n + add, :] = value_states
+        self._n += add
+        self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized and self._k is not None:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
+
+
+class BufferedCache(DynamicCache):
+    """A ``DynamicCache`` of :class:`BufferedLayer` (full attention only)."""
+
+    def __init__(self, n_layers: int):
+        Cache.__init__(self, layers=[BufferedLayer() for _ in range(n_layers)])
+
+
+def full_attention_only(config) -> bool:
+    types = getattr(config, "layer_types", None)
+    return getattr(config, "sliding_window", None) is None and (types is None or set(types) <= {"full_attention"})
 
 
 @dataclass
@@ -32,7 +77,7 @@ class Memory:
 
 
 def reusable(cache) -> bool:
-    return all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", []))
+    return all(type(layer) in (DynamicLayer, BufferedLayer) for layer in getattr(cache, "layers", []))
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -43,14 +88,14 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def stack(memories: list[Memory | None], reuse: list[int], device) -> tuple[DynamicCache | None, torch.Tensor]:
+def stack(memories: list[Memory | None], reuse: list[int], device, n_layers: int) -> tuple[BufferedCache, torch.Tensor]:
     """Left-pad the reused prefixes into one batched cache; returns (cache, cache mask [B, C])."""
     width = max(reuse)
     mask = torch.zeros((len(reuse), width), dtype=torch.long, device=device)
+    cache = BufferedCache(n_layers)
     if width == 0:
-        return None, mask
+        return cache, mask
     ref = next(m for m, c in zip(memories, reuse) if c > 0)
-    layers = []
     for layer in range(len(ref.keys)):
         shape = (len(reuse), ref.keys[layer].shape[0], width, ref.keys[layer].shape[-1])
         k = torch.zeros(shape, dtype=ref.keys[layer].dtype, device=device)
@@ -59,20 +104,21 @@ def stack(memories: list[Memory | None], reuse: list[int], device) -> tuple[Dyna
             if c:
                 k[row, :, width - c :] = mem.keys[layer][:, :c]
                 v[row, :, width - c :] = mem.values[layer][:, :c]
-        layers.append((k, v))
+        cache.layers[layer].update(k, v)
     for row, c in enumerate(reuse):
         mask[row, width - c :] = 1 if c else 0
-    return DynamicCache(ddp_cache_data=layers), mask
+    return cache, mask
 
 
-def split(cache, mask: torch.Tensor, ids: list[list[int]]) -> list[Memory]:
-    """Per-row memories from a batched cache: keep the positions whose mask is 1."""
+def split(cache, mask: torch.Tensor, ids: list[list[int]], rows: list[int] | None = None) -> list[Memory]:
+    """Memories of batch ``rows`` (default all; ``ids`` aligned with them): positions whose mask is 1."""
     out = []
-    for row in range(mask.shape[0]):
+    rows = list(range(mask.shape[0])) if rows is None else rows
+    for n, row in enumerate(rows):
         keep = mask[row].nonzero().squeeze(-1)
         keys = [layer.keys[row][:, keep].clone() for layer in cache.layers]
         values = [layer.values[row][:, keep].clone() for layer in cache.layers]
-        if keys and keys[0].shape[1] != len(ids[row]):
+        if keys and keys[0].shape[1] != len(ids[n]):
             raise RuntimeError("KV memory out of sync with the token ids")
-        out.append(Memory(list(ids[row]), keys, values))
+        out.append(Memory(list(ids[n]), keys, values))
     return out
