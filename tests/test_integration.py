@@ -48,3 +48,20 @@ def test_gemma3_fetch_load_and_bridge():
     first = tags.of("price")[0]
     assert first.text == "$350" and [model.tokenizer.decode([chat.input_ids[i]]) for i in first.tokens] == [" $", "3", "5", "0"]
     assert model.decode(model.generate([chat], max_new_tokens=8)[0]).strip()
+
+
+def test_smollm2_buyer_negotiates_through_the_protocol(smollm2, tmp_path):
+    from negolens.agents.llm_agent import LLMAgent
+    from negolens.agents.rule_agent import RuleAgent
+    from negolens.agents.runner import RunConfig, run_negotiations
+    from negolens.agents.scenarios import load_scenarios
+
+    items = load_scenarios("craigslist", 4, seed=3)
+    buyer = LLMAgent(smollm2, "buyer", personality="aggressive", cot=True, max_utterance_tokens=24)
+    recs = run_negotiations(items, buyer, RuleAgent("seller"), RunConfig(max_turns=6, batch_size=4), out=tmp_path, progress=False)
+    assert len(recs) == 4 and all(r["outcome"] in ("deal", "quit", "turn_limit") for r in recs)
+    buyer_turns = [t for r in recs for t in r["turns"] if t["role"] == "buyer"]
+    assert all(t["act"] is not None and t["reasoning"] is not None for t in buyer_turns)
+    assert all(t["price"] > 0 for t in buyer_turns if t["act"] in ("offer", "counter"))
+    seller_views = [t["utterance"] for r in recs for t in r["turns"]]
+    assert not any("THOUGHT" in u for u in seller_views)
