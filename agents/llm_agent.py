@@ -12,16 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from negolens.agents.decoding import Request, TurnDecoder
-from negolens.agents.personas import PERSONA_PROMPTS, PERSONALITIES, check_persona, check_personality
-from negolens.agents.protocol import Move, Negotiation, format_price, other
+from negolens.agents.personas import check_persona, check_personality
+from negolens.agents.prompts import system_prompt, view_messages
+from negolens.agents.protocol import Move, Negotiation
 from negolens.chat import Turn
-
-FORMAT = (
-    "Write one short message to the {other}. Then, on a new line, your move: "
-    "ACTION: offer $PRICE, ACTION: counter $PRICE, ACTION: accept, ACTION: reject, ACTION: quit, "
-    "or ACTION: greet / inquire / inform."
-)
-COT = " First think privately on one line that starts with THOUGHT: — the {other} never sees it."
 
 
 @dataclass
@@ -55,33 +49,10 @@ class LLMAgent:
         }
 
     def system_prompt(self, neg: Negotiation) -> str:
-        """Fixed instructions first, then the scenario: dialogues of one run share a long prompt
-        prefix, which the decoder prefills once for the whole batch."""
-        s, them = neg.scenario, other(self.role)
-        if self.role == "buyer":
-            private = (f"Your budget is {format_price(s.buyer_budget)}: never pay more. "
-                       f"Aim for {format_price(s.buyer_target)} or less.")
-        else:
-            private = (f"Your minimum is {format_price(s.seller_cost)}: never sell for less. "
-                       f"Aim for {format_price(s.seller_target)}.")
-        lines = [f"You are the {self.role} in a negotiation on a second-hand marketplace.", PERSONALITIES[self.personality]]
-        if self.persona:
-            lines.append(PERSONA_PROMPTS[self.persona])
-        lines += [
-            FORMAT.format(other=them) + (COT.format(other=them) if self.cot else ""),
-            f"Item: {s.title} ({s.category}). {s.description[:200]}",
-            f"Listed price: {format_price(s.list_price)}.",
-            f"Private (the {them} does not know this): {private}",
-        ]
-        return "\n".join(lines)
+        return system_prompt(neg.scenario, self.role, self.personality, self.persona, self.cot)
 
     def messages(self, neg: Negotiation) -> list[Turn]:
-        turns = [Turn("system", self.system_prompt(neg))]
-        if not neg.turns or neg.turns[0].role == self.role:
-            turns.append(Turn("user", f"Write your first message to the {other(self.role)}."))
-        for t in neg.turns:
-            turns.append(Turn("assistant" if t.role == self.role else "user", t.public_text()))
-        return turns
+        return view_messages(self.system_prompt(neg), self.role, [(t.role, t.public_text()) for t in neg.turns])
 
     def act_batch(self, negs: list[Negotiation], seeds: list[int]) -> list[Move]:
         requests = [

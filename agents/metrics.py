@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from negolens.stats import bootstrap_ci
+
 PRICE_ACTS = ("offer", "counter")
 
 
@@ -82,19 +84,6 @@ def dialogue_metrics(rec: dict) -> dict:
         own = [t for t in turns if t["role"] == role]
         m[f"probing_ratio_{role}"] = sum(t["act"] == "inquire" for t in own) / len(own) if own else None
     return m
-
-
-def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean."""
-    v = np.asarray(values, dtype=float)
-    if len(v) == 0:
-        return (float("nan"), float("nan"))
-    if len(v) == 1:
-        return (float(v[0]), float(v[0]))
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
-    a = (1 - level) / 2
-    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
 def summarize(records: list[dict], metrics: list[str] | None = None, seed: int = 0) -> pd.DataFrame:

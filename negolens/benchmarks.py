@@ -18,6 +18,7 @@ from negolens.errors import NegolensError
 BENCHES: dict[str, str] = {
     "dtype": "negolens.benchmarks:bench_dtype",
     "runner": "negolens.agents.bench:bench_runner",
+    "recorder": "negolens.probes.bench:bench_recorder",
 }
 
 

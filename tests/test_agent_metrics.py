@@ -1,6 +1,7 @@
 import pytest
 
-from negolens.agents.metrics import bootstrap_ci, dialogue_metrics, rlvr_reward, summarize
+from negolens.agents.metrics import dialogue_metrics, rlvr_reward, summarize
+from negolens.stats import bootstrap_ci
 
 SCEN = {"list_price": 100.0, "buyer_target": 60.0, "seller_target": 100.0, "buyer_budget": 80.0, "seller_cost": 50.0}
 
