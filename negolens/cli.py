@@ -164,6 +164,12 @@ def bench(
     typer.echo(json.dumps(result))
 
 
+from negolens import cli_probes  # noqa: E402
+
+app.command()(cli_probes.attention)
+app.command()(cli_probes.probe)
+
+
 def main() -> None:
     """Entry point: user errors print one clear line and exit 2, never a traceback."""
     try:
