@@ -19,6 +19,7 @@ BENCHES: dict[str, str] = {
     "dtype": "negolens.benchmarks:bench_dtype",
     "runner": "negolens.agents.bench:bench_runner",
     "recorder": "negolens.probes.bench:bench_recorder",
+    "ablation": "negolens.analysis.bench:bench_ablation",
 }
 
 

@@ -164,10 +164,11 @@ def bench(
     typer.echo(json.dumps(result))
 
 
-from negolens import cli_probes  # noqa: E402
+from negolens import cli_analysis, cli_probes  # noqa: E402
 
 app.command()(cli_probes.attention)
 app.command()(cli_probes.probe)
+app.command()(cli_analysis.ablate)
 
 
 def main() -> None:

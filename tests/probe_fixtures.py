@@ -49,3 +49,26 @@ def plant_price_head(model, head: int = 0) -> None:
         attn.q_proj.weight[head * d_head + slow, 0] = 3.0
         attn.k_proj.weight[group * d_head : (group + 1) * d_head] = 0.0
         attn.k_proj.weight[group * d_head + slow, 1] = 3.0
+
+
+def plant_copy_head(model) -> None:
+    """Layer 0 head 0 attends to price tokens (see :func:`plant_price_head`) and copies their
+    price feature into the decision position; the unembedding reads it as "accept" over
+    "counter". Head 1 (same KV group) is made inert: its output projection is zeroed."""
+    from torch import nn
+
+    plant_price_head(model, head=0)
+    hf, d = model.hf, model.shape.d_head
+    accept = model.tokenizer.encode(" accept", add_special_tokens=False)[0]
+    counter = model.tokenizer.encode(" counter", add_special_tokens=False)[0]
+    with torch.no_grad():
+        attn = hf.model.layers[0].self_attn
+        attn.v_proj.weight[0:d] = 0.0
+        attn.v_proj.weight[0, 1] = 3.0  # value: the price feature
+        attn.o_proj.weight[:, 0:d] = 0.0
+        attn.o_proj.weight[2, 0] = 5.0  # head 0 writes it to residual dim 2
+        attn.o_proj.weight[:, d : 2 * d] = 0.0  # head 1: inert
+        hf.lm_head.weight = nn.Parameter(hf.lm_head.weight.detach().clone())  # untie
+        hf.config.tie_word_embeddings = False
+        hf.lm_head.weight[accept, 2] += 2.0
+        hf.lm_head.weight[counter, 2] -= 2.0

@@ -1,0 +1,117 @@
+"""Behaviour under intervention: the next offer, steering along probe directions, and whole
+negotiations re-run with heads ablated (against random heads of the same count).
+
+* :func:`greedy_offer` — at ``offer`` decision points (prompt ending in ``ACTION: offer $``),
+  the price the model writes under greedy digit-only decoding, as a fraction of list price.
+* :func:`steer` — add ``alpha`` × a unit direction (e.g. a probe's, from ``negolens probe``) to
+  the residual stream after a layer, at every position, during any forward inside the block.
+* :func:`rerun` — negotiation metrics intact, with the chosen heads ablated, and with random
+  heads of the same count ablated (the control), through the batched runner.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import torch
+
+from negolens.analysis.ablation import ablated
+
+MAX_DIGITS = 7
+
+
+@torch.inference_mode()
+def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
+    """Greedy digit-constrained price / list price per point (NaN if no digit)."""
+    tok = model.tokenizer
+    pieces = tok.batch_decode([[i] for i in range(len(tok))])
+    digits = torch.tensor([i for i, p in enumerate(pieces) if p.isdigit()])
+    out = np.full(len(points), np.nan)
+    for start in range(0, len(points), batch_size):
+        chunk = points[start : start + batch_size]
+        seqs = [list(p.ids) for p in chunk]
+        text, done = [""] * len(chunk), [False] * len(chunk)
+        for step in range(MAX_DIGITS):
+            live = [r for r in range(len(chunk)) if not done[r]]
+            if not live:
+                break
+            b = model.batch([seqs[r] for r in live])
+            logits = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
+                              use_cache=False, logits_to_keep=1).logits[:, -1].float()
+            best = logits[:, digits].max(-1)
+            for j, r in enumerate(live):
+                if step > 0 and logits[j, tok.eos_token_id] > best.values[j]:
+                    done[r] = True  # the model ends the number here
+                    continue
+                tid = int(digits[best.indices[j]])
+                text[r] += pieces[tid]
+                seqs[r].append(tid)
+        for r, p in enumerate(chunk):
+            out[start + r] = float(text[r]) / p.scenario.list_price if text[r] else np.nan
+    return out
+
+
+def offer_effects(model, points, heads, batch_size: int = 8) -> np.ndarray:
+    """Per point and head: change of the greedy offer ratio when the head is zero-ablated. [n, len(heads)]."""
+    clean = greedy_offer(model, points, batch_size)
+    out = np.zeros((len(points), len(heads)))
+    for j, head in enumerate(heads):
+        with ablated(model, [head]):
+            out[:, j] = greedy_offer(model, points, batch_size) - clean
+    return out
+
+
+@contextmanager
+def steer(model, layer: int, direction, alpha: float):
+    """Add ``alpha`` × unit ``direction`` to the output of decoder layer ``layer`` (resid_post)."""
+    vec = torch.as_tensor(np.asarray(direction), dtype=model.dtype)
+    vec = vec / vec.norm()
+
+    def hook(module, args, output):
+        if isinstance(output, tuple):
+            return (output[0] + alpha * vec, *output[1:])
+        return output + alpha * vec
+
+    handle = model.hf.model.layers[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def steering_curve(model, points, metric_fn, layer: int, direction, alphas) -> pd.DataFrame:
+    """Metric (mean over points, with per-point values) for each steering strength."""
+    from negolens.stats import bootstrap_ci
+
+    rows = []
+    for alpha in alphas:
+        with steer(model, layer, direction, alpha):
+            vals = np.asarray(metric_fn(model, points), dtype=float)
+        vals = vals[~np.isnan(vals)]
+        lo, hi = bootstrap_ci(vals)
+        rows.append({"alpha": alpha, "mean": float(vals.mean()) if len(vals) else np.nan, "ci_low": lo, "ci_high": hi,
+                     "n": len(vals)})
+    return pd.DataFrame(rows)
+
+
+def rerun(model, heads: list[tuple[int, int]], scenarios, seller, config, seed: int = 0, buyer_kwargs=None) -> pd.DataFrame:
+    """Negotiation metrics: intact vs ``heads`` ablated vs the same number of random heads ablated."""
+    from negolens.agents.llm_agent import LLMAgent
+    from negolens.agents.metrics import summarize
+    from negolens.agents.runner import run_negotiations
+
+    rng = np.random.default_rng(seed)
+    pool = [(l, h) for l in range(model.shape.n_layers) for h in range(model.shape.n_heads) if (l, h) not in set(heads)]
+    random_heads = [pool[i] for i in rng.choice(len(pool), size=len(heads), replace=False)]
+    tables = []
+    for name, chosen in (("intact", []), ("top heads ablated", heads), ("random heads ablated", random_heads)):
+        buyer = LLMAgent(model, "buyer", **(buyer_kwargs or {}))
+        with ablated(model, chosen):
+            recs = run_negotiations(scenarios, buyer, seller, config, progress=False)
+        t = summarize(recs)
+        t.insert(0, "condition", name)
+        t["heads"] = ";".join(f"L{l}H{h}" for l, h in chosen)
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True)
