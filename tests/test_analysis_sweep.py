@@ -105,3 +105,18 @@ def test_ablate_cli(tiny_dirs, tmp_path):
     assert res.exit_code == 0, res.output
     for name in ("ablation_accept_zero.csv", "ablation_accept_zero.png", "top_heads.csv", "ablation_offer_top.csv", "rerun.csv"):
         assert (tmp_path / "out" / name).is_file(), name
+
+
+def test_patching_restores_the_gap(copy_model):
+    from negolens.analysis.patching import budget_pairs, patch_heads
+
+    pairs = budget_pairs(copy_model, transcripts(4), "buyer", factor=1.5)
+    assert pairs and all(a.ids != b.ids for a, b in pairs)
+    layers = patch_heads(copy_model, pairs, layers_only=True)
+    # patching every layer's attention (the only place the prompts interact) restores a
+    # consistent fraction; the last layer's whole-layer patch is exact for its own heads
+    assert np.isfinite(layers.restored).all() and len(layers) == copy_model.shape.n_layers
+    heads = patch_heads(copy_model, pairs)
+    assert len(heads) == copy_model.shape.n_layers * copy_model.shape.n_heads
+    inert = heads[(heads.layer == 0) & (heads["head"] == 1)].iloc[0]
+    assert abs(inert.delta) < 1e-4  # an inert head carries nothing to patch
