@@ -20,6 +20,9 @@ def ablate(
     top: int = typer.Option(5, help="top heads reported, re-run and (for offer) measured"),
     attention: Optional[Path] = typer.Option(None, help="attention_heads.csv from `negolens attention` to link heads"),
     rerun_n: int = typer.Option(0, help="re-run this many built-in negotiations intact / top / random heads ablated"),
+    steer: Optional[Path] = typer.Option(None, help="a saved probe folder (negolens probe …/probes/LABEL) to steer along"),
+    steer_label: Optional[str] = typer.Option(None, help="class whose direction to use (multi-class probes)"),
+    alphas: str = typer.Option("-16,-8,-4,0,4,8,16", help="steering strengths (residual-norm units)"),
     out: Path = typer.Option(Path("results/ablation"), help="output directory"),
     data: Optional[Path] = typer.Option(None, help="data directory"),
     seed: int = typer.Option(0),
@@ -72,4 +75,21 @@ def ablate(
         keep = re[re.metric.isin(["deal", "reward", "overshoot", "first_offer_ratio_buyer", "bargained_ratio"])]
         typer.echo(keep[["condition", "metric", "mean", "ci_low", "ci_high", "n"]].to_string(
             index=False, float_format=lambda v: f"{v:.3f}"))
+    if steer is not None:
+        from negolens.analysis.behaviour import steering_curve
+        from negolens.analysis.sweep import LogitDiff
+        from negolens.probes.linear import LinearProbe
+
+        probe, meta = LinearProbe.load(steer)
+        lm = LogitDiff.accept_vs_counter(nm)
+
+        def value(m, pts):
+            return [float(lm(m.logits(m.batch([p.ids]))[0, -1, lm.tokens()].float())) for p in pts]
+
+        curve = steering_curve(nm, points, value, int(meta["layer"]), probe.direction(steer_label),
+                               [float(a) for a in alphas.split(",")])
+        curve.insert(0, "probe", f"{meta['label']}:{steer_label or ''}@L{meta['layer']}")
+        curve.to_csv(out / "steering.csv", index=False)
+        typer.echo("steering (Δ logit accept − counter at decision points):")
+        typer.echo(curve.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     typer.echo(str(out))

@@ -7,7 +7,10 @@ Alongside, on the same folds:
 * **baseline** — majority class / training mean (what a probe gets from no signal);
 * **control task** (Hewitt & Liang 2019) — each token type gets a random label drawn from the
   label's empirical distribution; a probe that scores well here is memorising token identity,
-  so **selectivity** = score − control score;
+  so **selectivity** = score − control score. ``control_baseline`` is the control task's own
+  majority/mean score: where few token types occur (utterance ends are mostly "." or "?") the
+  control labels are nearly constant and the control is easy for trivial reasons; where only
+  one type occurs (the "\n" before every reply) it is undefined (NaN);
 * **95% CI** — bootstrap over dialogues of the out-of-fold score.
 """
 
@@ -75,9 +78,12 @@ def layer_sweep(acts: np.ndarray, y: np.ndarray, groups: np.ndarray, tokens: np.
         pred = oof_predict(make, X, y, groups, n_splits)
         ctrl = oof_predict(make, X, y_ctrl, groups, n_splits)
         lo, hi = grouped_ci(y, pred, groups, task, seed=seed)
-        score, control = metric(y, pred), metric(y_ctrl, ctrl)
+        score = metric(y, pred)
+        # one token type at every position (e.g. always "\n"): the control task is degenerate
+        control = metric(y_ctrl, ctrl) if len(np.unique(y_ctrl)) > 1 else np.nan
         rows.append({"layer": layer, "score": score, "ci_low": lo, "ci_high": hi, "baseline": metric(y, base_pred),
-                     "control": control, "control_baseline": metric(y_ctrl, ctrl_base), "selectivity": score - control,
+                     "control": control, "control_baseline": metric(y_ctrl, ctrl_base) if np.isfinite(control) else np.nan,
+                     "selectivity": score - control,
                      "n": len(y),
                      "n_dialogues": len(np.unique(groups)), "task": task})
     return pd.DataFrame(rows)

@@ -100,10 +100,17 @@ def test_ablate_cli(tiny_dirs, tmp_path):
             {"index": i, "role": u.role, "utterance": u.text, "act": "offer" if u.price else "inform", "price": u.price}
             for i, u in enumerate(tr.turns)]})
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    from negolens.probes.linear import LinearProbe
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 64)), rng.integers(0, 2, 40)
+    LinearProbe().fit(X, y).save(tmp_path / "probe", layer=0, label="toy")
     res = CliRunner().invoke(app, ["ablate", "--model", str(tiny_dirs["llama"]), "--transcripts", str(path), "--n", "4",
-                                   "--metric", "offer", "--top", "2", "--rerun-n", "2", "--out", str(tmp_path / "out")])
+                                   "--metric", "offer", "--top", "2", "--rerun-n", "2", "--out", str(tmp_path / "out"),
+                                   "--steer", str(tmp_path / "probe"), "--alphas", "-2,0,2"])
     assert res.exit_code == 0, res.output
-    for name in ("ablation_accept_zero.csv", "ablation_accept_zero.png", "top_heads.csv", "ablation_offer_top.csv", "rerun.csv"):
+    for name in ("ablation_accept_zero.csv", "ablation_accept_zero.png", "top_heads.csv", "ablation_offer_top.csv",
+                 "rerun.csv", "steering.csv"):
         assert (tmp_path / "out" / name).is_file(), name
 
 
