@@ -99,8 +99,10 @@ class _Run:
         return out
 
     @torch.inference_mode()
-    def ablate(self, layer: int, heads: list[int]) -> torch.Tensor:
-        """Metric with each of ``heads`` (of ``layer``) ablated in its own replica: [len(heads), B]."""
+    def ablate(self, layer: int, heads: list) -> torch.Tensor:
+        """Metric with each entry of ``heads`` (a head of ``layer``, or a list of heads ablated
+        together) ablated in its own replica: [len(heads), B]."""
+        heads = [h if isinstance(h, (list, tuple)) else [h] for h in heads]
         k, (B, T) = len(heads), self.batch.input_ids.shape
         d = self.model.shape.d_head
         hidden, _ = self.inputs[layer]
@@ -108,10 +110,11 @@ class _Run:
 
         def hook(module, args):
             z = args[0].clone()
-            for j, head in enumerate(heads):
-                sl = slice(head * d, (head + 1) * d)
+            for j, group in enumerate(heads):
                 rows = slice(j * B, (j + 1) * B)
-                z[rows, :, sl] = 0.0 if self.values is None else self.values[layer][:, :, head]
+                for head in group:
+                    sl = slice(head * d, (head + 1) * d)
+                    z[rows, :, sl] = 0.0 if self.values is None else self.values[layer][:, :, head]
             return (z,)
 
         handle = o_proj(self.model, layer).register_forward_pre_hook(hook)
@@ -148,6 +151,19 @@ def effects_fast(model, points, metric, kind: str = "zero", heads=None, batch_si
                     out[start : start + len(chunk), l, h] = delta[j]
                 bar.update(len(part) * len(chunk))
     bar.close()
+    return out
+
+
+@torch.inference_mode()
+def layer_effects(model, points, metric, kind: str = "zero", batch_size: int = 4, means=None) -> np.ndarray:
+    """Per-point effect of ablating ALL heads of each layer at once: [n_points, L]."""
+    L, H = model.shape.n_layers, model.shape.n_heads
+    out = np.zeros((len(points), L))
+    for start in range(0, len(points), batch_size):
+        chunk = points[start : start + batch_size]
+        run = _Run(model, chunk, metric, kind, means)
+        for l in range(L):
+            out[start : start + len(chunk), l] = (run.ablate(l, [list(range(H))])[0] - run.clean).numpy()
     return out
 
 

@@ -127,3 +127,17 @@ def test_patching_restores_the_gap(copy_model):
     assert len(heads) == copy_model.shape.n_layers * copy_model.shape.n_heads
     inert = heads[(heads.layer == 0) & (heads["head"] == 1)].iloc[0]
     assert abs(inert.delta) < 1e-4  # an inert head carries nothing to patch
+
+
+def test_layer_ablation_equals_head_set(copy_model):
+    from negolens.analysis.ablation import ablated
+    from negolens.analysis.sweep import layer_effects
+
+    points = decision_points(copy_model, transcripts(3), "buyer", "accept")
+    metric = LogitDiff.accept_vs_counter(copy_model)
+    per_layer = layer_effects(copy_model, points, metric)
+    b = copy_model.batch([p.ids for p in points])
+    clean = metric(copy_model.logits(b)[:, -1, metric.tokens()])
+    with ablated(copy_model, [(0, h) for h in range(copy_model.shape.n_heads)]):
+        whole = metric(copy_model.logits(b)[:, -1, metric.tokens()])
+    assert np.allclose(per_layer[:, 0], (whole - clean).numpy(), atol=1e-4)
