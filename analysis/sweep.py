@@ -10,8 +10,8 @@ Three ways to compute it, same numbers (tested; ``negolens bench ablation`` meas
 * the exact fast sweep (default) — one clean forward records the residual stream entering each
   layer and the layer's own inputs (mask, rotary embeddings); ablating a head of layer L then
   re-runs only layers L…end, for ``group`` heads at once (the batch replicated, each replica
-  ablating another head), and computes logits only at the decision position and only for the
-  metric's tokens;
+  ablating another head), with SDPA attention, and computes logits only at the decision
+  position and only for the metric's tokens;
 * ``screen`` — attribution patching: one forward and one backward give, for every head,
   gradient × (ablated − clean) activation, a first-order estimate of its effect; only the top-k
   are then ablated exactly.
@@ -19,6 +19,7 @@ Three ways to compute it, same numbers (tested; ``negolens bench ablation`` meas
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,18 @@ class LogitDiff:
 
     def __call__(self, logits_sel: torch.Tensor) -> torch.Tensor:  # [..., 2] → [...]
         return logits_sel[..., 0] - logits_sel[..., 1]
+
+
+@contextmanager
+def sdpa(model):
+    """Run the HF model with SDPA attention inside the block (patterns are not needed there;
+    ~1.6× faster than eager on these CPUs), restoring the previous implementation after."""
+    before = model.hf.config._attn_implementation
+    model.hf.set_attn_implementation("sdpa")
+    try:
+        yield
+    finally:
+        model.hf.set_attn_implementation(before)
 
 
 def _expand(v, B: int, k: int):
@@ -130,9 +143,14 @@ class _Run:
         return self.metric(logits.float()).reshape(k, B)
 
 
-def effects_fast(model, points, metric, kind: str = "zero", heads=None, batch_size: int = 4, group: int = 9,
+def effects_fast(model, points, metric, kind: str = "zero", heads=None, batch_size: int = 4, group: int = 3,
                  means=None, progress: bool = True) -> np.ndarray:
     """Per-point effects [n_points, L, H] (NaN for heads not swept), exact, fast path."""
+    with sdpa(model):
+        return _effects_fast(model, points, metric, kind, heads, batch_size, group, means, progress)
+
+
+def _effects_fast(model, points, metric, kind, heads, batch_size, group, means, progress) -> np.ndarray:
     L, H = model.shape.n_layers, model.shape.n_heads
     heads = heads or [(l, h) for l in range(L) for h in range(H)]
     out = np.full((len(points), L, H), np.nan)
