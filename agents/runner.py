@@ -45,14 +45,7 @@ def turn_seed(run_seed: int, did: str, turn: int) -> int:
 
 def finished_ids(path: Path) -> set[str]:
     """Ids already written; a torn last line (killed mid-write) is ignored and rewritten."""
-    done = set()
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                done.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError):
-                continue
-    return done
+    return {rec["id"] for rec in read_records(path) if "id" in rec} if path.is_file() else set()
 
 
 def read_records(path: str | Path, ids: set[str] | None = None) -> list[dict]:

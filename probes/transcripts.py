@@ -81,13 +81,10 @@ def from_craigslist(path: str | Path, limit: int | None = None) -> list[Transcri
 def from_runner(path: str | Path) -> list[Transcript]:
     """Dialogues written by ``negolens negotiate`` (public text: utterance + action line)."""
     from negolens.agents.protocol import TurnRecord
+    from negolens.agents.runner import read_records
 
     out = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for rec in read_records(path):
         turns = [Utterance(t["role"], TurnRecord(**t).public_text(), t["act"], t["price"]) for t in rec["turns"]]
         out.append(Transcript(rec["id"], Scenario(**rec["scenario"]), turns, rec["outcome"] == "deal"))
     return out
