@@ -2,7 +2,9 @@
 negotiations re-run with heads ablated (against random heads of the same count).
 
 * :func:`greedy_offer` — at ``offer`` decision points (prompt ending in ``ACTION: offer $``),
-  the price the model writes under greedy digit-only decoding, as a fraction of list price.
+  the price the model writes under greedy digit-only decoding, as log(price / list price): a
+  log ratio, because an untuned model's greedy digits can run to seven figures and one such
+  point would swamp a mean of plain ratios.
 * :func:`steer` — add ``alpha`` × a unit direction (e.g. a probe's, from ``negolens probe``) to
   the residual stream after a layer, at every position, during any forward inside the block.
 * :func:`rerun` — negotiation metrics intact, with the chosen heads ablated, and with random
@@ -24,7 +26,7 @@ MAX_DIGITS = 7
 
 @torch.inference_mode()
 def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
-    """Greedy digit-constrained price / list price per point (NaN if no digit)."""
+    """log(greedy digit-constrained price / list price) per point (NaN if no digit or 0)."""
     tok = model.tokenizer
     pieces = tok.batch_decode([[i] for i in range(len(tok))])
     digits = torch.tensor([i for i, p in enumerate(pieces) if p.isdigit()])
@@ -49,12 +51,13 @@ def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
                 text[r] += pieces[tid]
                 seqs[r].append(tid)
         for r, p in enumerate(chunk):
-            out[start + r] = float(text[r]) / p.scenario.list_price if text[r] else np.nan
+            price = float(text[r]) if text[r] else 0.0
+            out[start + r] = np.log(price / p.scenario.list_price) if price > 0 else np.nan
     return out
 
 
 def offer_effects(model, points, heads, batch_size: int = 8) -> np.ndarray:
-    """Per point and head: change of the greedy offer ratio when the head is zero-ablated. [n, len(heads)]."""
+    """Per point and head: change of the log offer ratio when the head is zero-ablated. [n, len(heads)]."""
     clean = greedy_offer(model, points, batch_size)
     out = np.zeros((len(points), len(heads)))
     for j, head in enumerate(heads):

@@ -12,7 +12,7 @@ def ablate(
     model: str = typer.Option("smollm2-135m-instruct", help="zoo name or model directory"),
     transcripts: str = typer.Option("craigslist-dev", help="craigslist-dev | craigslist-test | a dialogues.jsonl"),
     role: str = typer.Option("buyer", help="whose decisions: buyer | seller"),
-    metric: str = typer.Option("accept", help="accept (logit accept − counter) | offer (greedy next offer / list)"),
+    metric: str = typer.Option("accept", help="accept (logit accept − counter) | offer (also: log greedy next offer / list, top heads)"),
     kind: str = typer.Option("zero", help="zero | mean | resample"),
     n: int = typer.Option(32, help="decision points"),
     max_tokens: int = typer.Option(384),
@@ -57,7 +57,7 @@ def ablate(
             full[:, l, h] = eff[:, j]
         offer_table = summarize_effects(full, seed=seed)
         offer_table.to_csv(out / "ablation_offer_top.csv", index=False)
-        typer.echo("offer (greedy next offer / list) when each top head is zero-ablated:")
+        typer.echo("offer: Δ log(greedy next offer / list) when each top head is zero-ablated:")
         typer.echo(offer_table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     top_table = ranked.head(top).drop(columns="abs")
     if attention is not None:
