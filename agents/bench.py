@@ -34,7 +34,7 @@ class PlainGenerateBuyer(LLMAgent):
     def act_batch(self, negs, seeds):
         moves = []
         tok, hf = self.model.tokenizer, self.model.hf
-        stops = self.model._stop_ids() + [tok.encode("\n", add_special_tokens=False)[-1]]
+        stops = self.model.stop_ids() + [tok.encode("\n", add_special_tokens=False)[-1]]
         for neg in negs:
             ids = torch.tensor([self.model.render(self.messages(neg), add_generation_prompt=True).input_ids])
             with torch.inference_mode():

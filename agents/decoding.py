@@ -84,7 +84,7 @@ class TurnDecoder:
         self.action_prefix = enc("\nACTION:")
         self.price_prefix = enc(" $")
         self.act_ids = {act: enc(" " + act.value) for act in Act}
-        self.stops = set(model._stop_ids())
+        self.stops = set(model.stop_ids())
         self.end_id = tok.eos_token_id
         n = len(tok)
         pieces = tok.batch_decode([[i] for i in range(n)])

@@ -196,13 +196,14 @@ class NegoModel:
             top_p=top_p if sample else None,
             top_k=None,
             pad_token_id=self.pad_id,
-            eos_token_id=self._stop_ids(),
+            eos_token_id=self.stop_ids(),
         )
         new = out[:, batch.input_ids.shape[1] :].tolist()
-        stops = set(self._stop_ids())
+        stops = set(self.stop_ids())
         return [_cut(row, stops) for row in new]
 
-    def _stop_ids(self) -> list[int]:
+    def stop_ids(self) -> list[int]:
+        """Token ids that end a chat turn: EOS and the template's end-of-turn marker."""
         ids = {self.tokenizer.eos_token_id}
         for marker in ("<|im_end|>", "<end_of_turn>"):
             tid = self.tokenizer.convert_tokens_to_ids(marker)
