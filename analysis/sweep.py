@@ -116,7 +116,7 @@ class _Run:
         """Metric with each entry of ``heads`` (a head of ``layer``, or a list of heads ablated
         together) ablated in its own replica: [len(heads), B]."""
         heads = [h if isinstance(h, (list, tuple)) else [h] for h in heads]
-        k, (B, T) = len(heads), self.batch.input_ids.shape
+        k, B = len(heads), self.batch.input_ids.shape[0]
         d = self.model.shape.d_head
         hidden, _ = self.inputs[layer]
         h = hidden.repeat(k, 1, 1)
