@@ -1,9 +1,10 @@
 """A human agent for ``negolens chat``: you type, the environment applies the same protocol.
 
 Type a message; end it with ``/offer 120``, ``/counter 120``, ``/accept``, ``/reject`` or
-``/quit`` to make the act explicit. Without a command the act is inferred: a proposed price
-(:func:`~negolens.agents.parsing.extract_price`) makes an offer (or a counter when one stands),
-a question an ``inquire``, anything else ``inform``.
+``/quit`` to make the act explicit. Without a command the act is inferred
+(:func:`~negolens.agents.parsing.infer_act`): a proposed price makes an offer (or a counter when
+one stands), a question an ``inquire``, a greeting ``greet``, anything else ``inform``; accepting
+always takes an explicit ``/accept``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from negolens.agents.parsing import extract_price
+from negolens.agents.parsing import infer_act
 from negolens.agents.protocol import Act, Move, Negotiation
 
 COMMAND = re.compile(r"/(offer|counter|accept|reject|quit)\s*\$?([\d,]*\.?\d*)\s*$", re.IGNORECASE)
@@ -26,10 +27,10 @@ def parse_human(text: str, neg: Negotiation, role: str) -> Move:
         act = Act(m.group(1).lower())
         price = float(m.group(2).replace(",", "")) if m.group(2) else None
         return Move(text[: m.start()].strip(), act, price)
-    price = extract_price(text)
-    if price is not None:
-        return Move(text, Act.COUNTER if facing else Act.OFFER, price)
-    return Move(text, Act.INQUIRE if text.endswith("?") else Act.INFORM)
+    act, price = infer_act(text, None if not facing else neg.standing[1], first=not neg.turns)
+    if act is Act.ACCEPT:  # a person accepts explicitly, with /accept
+        act, price = Act.INFORM, None
+    return Move(text, act, price)
 
 
 @dataclass

@@ -68,3 +68,29 @@ def extract_price(utterance: str) -> float | None:
         return mentions[0].value if _AGREES.search(utterance) and len(mentions) == 1 else None
     cued = [m for m in kept if _CUE_BEFORE.search(utterance[max(0, m.start - 40) : m.start])]
     return (cued or kept)[-1].value
+
+
+_ACCEPT = re.compile(r"\b(?:deal|accept(?:ed)?|agreed?|sounds good|works for me|i'?ll take it|it'?s yours|sold)\b", re.I)
+_GREET = re.compile(r"^\s*(?:hi|hello|hey|good (?:morning|afternoon|evening))\b", re.I)
+
+
+def infer_act(text: str, facing: float | None, first: bool = False):
+    """The protocol act a free-text turn most plausibly makes: ``(Act, price or None)``.
+
+    A proposed price → ``offer`` (``counter`` when the other side has a price on the table);
+    agreement words while facing a price → ``accept`` at that price; a question → ``inquire``;
+    an opening greeting → ``greet``; anything else → ``inform``. Used to put human turns
+    (Craigslist) into the protocol's format and to read a person's chat lines.
+    """
+    from negolens.agents.protocol import Act
+
+    price = extract_price(text)
+    if price is not None and not (facing is not None and _ACCEPT.search(text) and abs(price - facing) < 1e-6):
+        return (Act.COUNTER if facing is not None else Act.OFFER), price
+    if facing is not None and _ACCEPT.search(text):
+        return Act.ACCEPT, facing
+    if "?" in text:
+        return Act.INQUIRE, None
+    if first and _GREET.search(text):
+        return Act.GREET, None
+    return Act.INFORM, None

@@ -164,7 +164,9 @@ def bench(
     typer.echo(json.dumps(result))
 
 
-from negolens import cli_analysis, cli_probes  # noqa: E402
+from negolens import cli_analysis, cli_probes, cli_training  # noqa: E402
+
+app.add_typer(cli_training.train_app, name="train")
 
 app.command()(cli_probes.attention)
 app.command()(cli_probes.probe)

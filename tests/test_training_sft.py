@@ -1,0 +1,68 @@
+"""SFT on tiny models: role-only loss, the loss goes down, checkpoints load like zoo models."""
+
+import json
+
+import pytest
+import torch
+
+import negolens
+from negolens.errors import NegolensError
+from negolens.training.data import IGNORE, build_examples, protocol_turns
+from negolens.training.sft import SFTConfig, target_loss, train_sft
+
+from probe_fixtures import transcripts
+
+
+def test_protocol_turns_and_role_only_labels(tiny_llama):
+    tr = transcripts(1)[0]
+    turns = protocol_turns(tr)
+    assert turns[0][1].endswith("ACTION: offer $200") and turns[1][1].endswith("ACTION: counter $320")
+    assert turns[3][1].endswith("ACTION: counter $310")  # a new price while facing one: a counter
+    ex = build_examples(tiny_llama, [tr], "buyer", max_tokens=4096)
+    assert len(ex) == 2 and all(e.role == "buyer" for e in ex)
+    first = ex[0]
+    target = [t for t, l in zip(first.input_ids, first.labels) if l != IGNORE]
+    text = tiny_llama.tokenizer.decode(target)
+    assert "I would offer $200" in text and "ACTION: offer $200" in text
+    prompt = tiny_llama.tokenizer.decode([t for t, l in zip(first.input_ids, first.labels) if l == IGNORE])
+    assert "Aim for $" in prompt and "I would offer $200" not in prompt  # the answer is not in the prompt
+    assert len(build_examples(tiny_llama, [tr], "generalist", max_tokens=4096)) == 4
+    assert len(build_examples(tiny_llama, [tr], "buyer", max_tokens=64)) == 0  # too long: dropped, never cut
+
+
+def test_target_loss_equals_full_logits_loss(tiny_llama):
+    ex = build_examples(tiny_llama, transcripts(2), "seller")
+    from negolens.training.sft import _collate
+
+    ids, labels, mask = _collate(ex, tiny_llama.pad_id)
+    with torch.no_grad():
+        fast = target_loss(tiny_llama.hf, ids, labels, mask)
+        logits = tiny_llama.hf(input_ids=ids, attention_mask=mask).logits[:, :-1]
+        full = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                                                 ignore_index=IGNORE)
+    assert abs(float(fast) - float(full)) < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_loss_drops_and_checkpoint_loads(tiny_dirs, tmp_path, mode):
+    base = negolens.load(tiny_dirs["llama"])
+    data = build_examples(base, transcripts(8), "buyer")
+    cfg = SFTConfig(model=str(tiny_dirs["llama"]), mode=mode, steps=25, batch_size=4, eval_every=25,
+                    lr=3e-3 if mode == "lora" else 1e-3)
+    out = train_sft(base, cfg, data, data[:6], tmp_path / mode, progress=False)
+    manifest = json.loads((out / "negolens_manifest.json").read_text())
+    curve = manifest["eval_curve"]
+    assert curve[-1]["eval_loss"] < 0.8 * curve[0]["eval_loss"]
+    assert manifest["base_model"] == str(tiny_dirs["llama"]) and manifest["config"]["mode"] == mode
+    tuned = negolens.load(out)  # like any zoo model: adapter merged, or a full directory
+    assert type(tuned.hf).__name__ == "LlamaForCausalLM"
+    batch = tuned.batch([data[0].input_ids])
+    assert (tuned.logits(batch) - tuned.bridge_logits(batch)).abs().max() < 1e-4
+
+
+def test_qlora_on_cpu_says_what_to_do():
+    if torch.cuda.is_available():
+        assert SFTConfig(mode="qlora").mode == "qlora"  # allowed where bitsandbytes can run
+        return
+    with pytest.raises(NegolensError, match="QLoRA needs a CUDA GPU.*--mode lora"):
+        SFTConfig(mode="qlora")

@@ -1,0 +1,63 @@
+"""Supervised examples for role specialists, from Craigslist Bargains dialogues.
+
+One example per turn of the target role: the context is that role's own view — its system
+prompt (item, list price, its OWN private target only) and the dialogue so far in the model's
+chat format — and the target is the turn in the protocol's format, ``utterance\\nACTION: act
+[$price]`` plus the end-of-turn token. The act is read from the text
+(:func:`~negolens.agents.parsing.infer_act`; Craigslist test dialogues carry no act labels).
+Labels are -100 everywhere but the target, so the loss only trains the role's own tokens.
+
+What AgreeMate got wrong and this does not: the answer is never in the prompt (the prompt
+stops before the turn), roles come from the data's own ``Role`` field, and evaluation
+dialogues (``validation_dev``) are a different file from training dialogues (``test``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from negolens.agents.parsing import infer_act
+from negolens.agents.prompts import system_prompt, view_messages
+from negolens.agents.protocol import Act, format_action
+
+IGNORE = -100
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+    dialogue: str
+    role: str
+
+
+def protocol_turns(transcript) -> list[tuple[str, str]]:
+    """(role, public text with action line) for every turn of a human transcript."""
+    out, standing = [], None  # standing: (role, price) on the table
+    for i, u in enumerate(transcript.turns):
+        facing = standing[1] if standing and standing[0] != u.role else None
+        act, price = infer_act(u.text, facing, first=i == 0)
+        if act in (Act.OFFER, Act.COUNTER):
+            standing = (u.role, price)
+        out.append((u.role, f"{u.text}\n{format_action(act, price)}"))
+    return out
+
+
+def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 512) -> list[Example]:
+    """Examples for ``role`` (``generalist``: both roles, each with its own view)."""
+    roles = ("buyer", "seller") if role == "generalist" else (role,)
+    tok, out = model.tokenizer, []
+    end = model.stop_ids()[0] if model.tokenizer.eos_token_id is None else model.tokenizer.eos_token_id
+    for tr in transcripts:
+        turns = protocol_turns(tr)
+        for r in roles:
+            for t, (speaker, text) in enumerate(turns):
+                if speaker != r:
+                    continue
+                msgs = view_messages(system_prompt(tr.scenario, r), r, turns[:t])
+                prompt = model.render(msgs, add_generation_prompt=True).input_ids
+                target = tok.encode(text, add_special_tokens=False) + [end]
+                if len(prompt) + len(target) > max_tokens:
+                    continue
+                out.append(Example(prompt + target, [IGNORE] * len(prompt) + target, tr.id, r))
+    return out
