@@ -20,6 +20,7 @@ BENCHES: dict[str, str] = {
     "runner": "negolens.agents.bench:bench_runner",
     "recorder": "negolens.probes.bench:bench_recorder",
     "ablation": "negolens.analysis.bench:bench_ablation",
+    "sft": "negolens.training.bench:bench_sft",
 }
 
 

@@ -22,6 +22,7 @@ def sft(
     train_dialogues: Optional[int] = typer.Option(None, help="Craigslist test dialogues to train on (default all)"),
     eval_examples: int = typer.Option(64, help="held-out examples from validation_dev"),
     quick: bool = typer.Option(False, help="a few-minute preset for tests and demos"),
+    dtype: str = typer.Option("float32", help="float32 | bfloat16 (autocast matmuls; see `negolens bench sft`)"),
     out: Path = typer.Option(Path("results/sft"), help="checkpoint directory"),
     data: Optional[Path] = typer.Option(None, help="data directory"),
     seed: int = typer.Option(0),
@@ -35,7 +36,7 @@ def sft(
     if quick:
         steps, train_dialogues, eval_examples, max_tokens = steps or 30, train_dialogues or 80, min(eval_examples, 24), 384
     cfg = SFTConfig(model=model, role=role, mode=mode, steps=steps or 200, batch_size=batch_size, max_tokens=max_tokens,
-                    lr=lr or (2e-4 if mode != "full" else 3e-5), seed=seed)
+                    lr=lr or (2e-4 if mode != "full" else 3e-5), seed=seed, dtype=dtype)
     nm = _load(model)
     train = build_examples(nm, load_transcripts("craigslist-test", train_dialogues, data), role, max_tokens)
     held = build_examples(nm, load_transcripts("craigslist-dev", None, data), role, max_tokens)[:eval_examples]

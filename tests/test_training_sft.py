@@ -66,3 +66,16 @@ def test_qlora_on_cpu_says_what_to_do():
         return
     with pytest.raises(NegolensError, match="QLoRA needs a CUDA GPU.*--mode lora"):
         SFTConfig(mode="qlora")
+
+
+def test_bf16_autocast_step_matches_fp32(tiny_llama):
+    from negolens.training.sft import _collate, autocast
+
+    ids, labels, mask = _collate(build_examples(tiny_llama, transcripts(2), "buyer", max_tokens=4096), tiny_llama.pad_id)
+    with torch.no_grad():
+        ref = float(target_loss(tiny_llama.hf, ids, labels, mask))
+        with autocast("bfloat16"):
+            low = float(target_loss(tiny_llama.hf, ids, labels, mask))
+    assert abs(low - ref) / ref < 0.02
+    with pytest.raises(NegolensError, match="float32 or bfloat16"):
+        autocast("float16")

@@ -9,6 +9,7 @@ for: a LoRA adapter directory (merged on load) or a full HF directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -39,7 +40,7 @@ class SFTConfig:
     lora_targets: tuple[str, ...] = LORA_TARGETS
     eval_every: int = 50
     seed: int = 0
-    dtype: str = "float32"
+    dtype: str = "float32"  # "bfloat16": matmuls under CPU/GPU autocast (weights and optimizer stay fp32)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,6 +73,15 @@ def target_loss(hf, ids, labels, mask) -> torch.Tensor:
     h = hidden[:, :-1][pred_at]  # [N, D]
     logits = base.lm_head(h).float()
     return torch.nn.functional.cross_entropy(logits, labels[:, 1:][pred_at])
+
+
+def autocast(dtype: str):
+    """bf16 autocast for matmuls (the AMX path on these CPUs) or a no-op for float32."""
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    if dtype != "bfloat16":
+        raise NegolensError(f"dtype must be float32 or bfloat16, not {dtype!r}")
+    return torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
 
 
 def _prepare(model, cfg: SFTConfig):
@@ -123,7 +133,8 @@ def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Exampl
             order += rng.sample(range(len(train)), len(train))
         batch = [train[order.pop()] for _ in range(cfg.batch_size)]
         ids, labels, mask = _collate(batch, model.pad_id)
-        loss = target_loss(hf, ids, labels, mask)
+        with autocast(cfg.dtype):
+            loss = target_loss(hf, ids, labels, mask)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
