@@ -26,7 +26,7 @@ def _top(effects: np.ndarray, k: int = 10) -> set[tuple[int, int]]:
 def bench_ablation(model: str = "smollm2-135m-instruct", seed: int = 0, n: int = 4, max_tokens: int = 384,
                    top_k: int = 10) -> dict:
     from negolens.hooked import load
-    from negolens.probes.transcripts import load_transcripts
+    from negolens.agents.transcripts import load_transcripts
     from negolens.zoo import ZOO
 
     nm = load(model, fetch=model in ZOO)

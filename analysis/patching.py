@@ -24,7 +24,7 @@ from negolens.analysis.sweep import LogitDiff, _Run
 
 def budget_pairs(model, transcripts, role: str = "buyer", factor: float = 1.5, metric: str = "accept", **kw):
     """(clean, corrupted) decision points: the same turns, the viewer's budget/target × ``factor``."""
-    from negolens.probes.transcripts import Transcript
+    from negolens.agents.transcripts import Transcript
 
     def scaled(tr):
         s = tr.scenario

@@ -37,7 +37,7 @@ def ablate(
     from negolens.analysis.sweep import summarize_effects, sweep_heads
     from negolens.cli_probes import _load
     from negolens.figures.heads import head_heatmap
-    from negolens.probes.transcripts import load_transcripts
+    from negolens.agents.transcripts import load_transcripts
 
     nm = _load(model)
     items = load_transcripts(transcripts, None, data)

@@ -41,7 +41,7 @@ def attention(
     """Per-head attention on verbs and prices vs matched controls: table, heatmaps, circuitsvis HTML."""
     from negolens.figures.heads import score_heatmaps
     from negolens.probes.attention import AttentionRecorder, claim, summarize_heads
-    from negolens.probes.transcripts import load_transcripts
+    from negolens.agents.transcripts import load_transcripts
     from negolens.probes.visual import attention_html
 
     nm = _load(model)
@@ -84,7 +84,7 @@ def probe(
     from negolens.probes.labels import label_table
     from negolens.probes.linear import LinearProbe
     from negolens.probes.sweep import layer_sweep
-    from negolens.probes.transcripts import load_transcripts
+    from negolens.agents.transcripts import load_transcripts
 
     wanted = [x for x in labels.split(",") if x]
     unknown = set(wanted) - set(PROBE_LABELS)

@@ -29,7 +29,7 @@ def sft(
 ) -> None:
     """Supervised role specialist on Craigslist Bargains (train: test.jsonl, eval: validation_dev)."""
     from negolens.cli_probes import _load
-    from negolens.probes.transcripts import load_transcripts
+    from negolens.agents.transcripts import load_transcripts
     from negolens.training.data import build_examples
     from negolens.training.sft import SFTConfig, train_sft
 

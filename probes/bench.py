@@ -17,7 +17,7 @@ import time
 import torch
 
 from negolens.probes.attention import AttentionRecorder
-from negolens.probes.transcripts import load_transcripts
+from negolens.agents.transcripts import load_transcripts
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 

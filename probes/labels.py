@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from negolens.probes.transcripts import Transcript
+from negolens.agents.transcripts import Transcript
 
 LABELS = ("act", "speaker", "last_offer_ratio", "gap_bucket", "last_offer_by", "deal", "own_target_ratio")
 REGRESSION = {"last_offer_ratio", "own_target_ratio"}

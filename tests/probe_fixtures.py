@@ -6,7 +6,7 @@ import torch
 
 from negolens.agents import extract_price
 from negolens.agents.builtin import builtin_scenarios
-from negolens.probes.transcripts import Transcript, Utterance
+from negolens.agents.transcripts import Transcript, Utterance
 
 LINES = [
     ("buyer", "Hi, I would offer $250 for it."),

@@ -40,7 +40,7 @@ def _run(model, cfg, batches, held, fast: bool):
 
 def bench_sft(model: str = "smollm2-135m-instruct", seed: int = 0, steps: int = 6, batch: int = 8) -> dict:
     from negolens.hooked import load
-    from negolens.probes.transcripts import load_transcripts
+    from negolens.agents.transcripts import load_transcripts
     from negolens.zoo import ZOO
 
     nm = load(model, fetch=model in ZOO)
