@@ -92,6 +92,7 @@ class TurnDecoder:
         self.newline_id = enc("\n")[-1]
         self.digits = torch.tensor([i for i, p in enumerate(pieces) if p.isdigit()])
         self.dots = torch.tensor([i for i, p in enumerate(pieces) if p == "."])
+        self.dot_ids = set(self.dots.tolist())
         self.vocab = n
         if len(self.digits) == 0:
             raise ValueError("tokenizer has no pure-digit tokens: cannot constrain prices")
@@ -250,7 +251,7 @@ class TurnDecoder:
         return int(torch.multinomial(probs, 1, generator=row.gen))
 
     def _has_dot(self, row: _Row) -> bool:
-        return bool(set(row.price) & set(self.dots.tolist()))
+        return bool(self.dot_ids.intersection(row.price))
 
     def _result(self, row: _Row, prompt_len: int) -> Decoded:
         tok = self.model.tokenizer

@@ -32,9 +32,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from negolens.agents.protocol import PRICE_ACTS as _PRICE_ACTS
 from negolens.stats import bootstrap_ci
 
-PRICE_ACTS = ("offer", "counter")
+PRICE_ACTS = tuple(a.value for a in _PRICE_ACTS)
 
 
 def _clip(v: float, lo: float, hi: float) -> float:

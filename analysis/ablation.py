@@ -26,15 +26,6 @@ def o_proj(model, layer: int):
     return model.hf.model.layers[layer].self_attn.o_proj
 
 
-def replace_heads(z: torch.Tensor, heads: list[int], d_head: int, value: torch.Tensor | None) -> torch.Tensor:
-    """``z`` [batch, pos, H·d] with the given heads' slices replaced by ``value`` (0 if None)."""
-    z = z.clone()
-    for h in heads:
-        sl = slice(h * d_head, (h + 1) * d_head)
-        z[..., sl] = 0.0 if value is None else value[..., h, :]
-    return z
-
-
 @contextmanager
 def ablated(model, heads: list[tuple[int, int]], values: dict | None = None):
     """Zero-ablate (or set to ``values[(layer, head)]``, broadcastable to [batch, pos, d_head])

@@ -164,7 +164,3 @@ def _write_manifest(model_dir: Path, spec: ModelSpec, seconds: float) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-
-
-def read_manifest(path: Path) -> dict:
-    return json.loads((Path(path) / MANIFEST).read_text())
