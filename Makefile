@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.negolens-installed
 PYTEST_ARGS ?=
 
-.PHONY: install study test lock clean
+.PHONY: install browser study test lock clean
 
 install: $(STAMP)
 
@@ -21,11 +21,17 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Headless Chromium (Debian package) renders the study's HTML report in the report test.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 study: install
 	$(VENV)/bin/negolens models fetch smollm2-135m-instruct
 	$(VENV)/bin/negolens study
 
-test: install
+test: install browser
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): nothing was checked" >&2; exit 1; fi; \
 	exit $$rc

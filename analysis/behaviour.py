@@ -26,41 +26,52 @@ MAX_DIGITS = 7
 
 @torch.inference_mode()
 def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
-    """log(greedy digit-constrained price / list price) per point (NaN if no digit or 0)."""
+    """log(greedy digit-constrained price / list price) per point (NaN if no digit or 0).
+
+    One prefill per batch, then one cached step per digit (the prompt is not re-read).
+    """
     tok = model.tokenizer
     pieces = tok.batch_decode([[i] for i in range(len(tok))])
     digits = torch.tensor([i for i, p in enumerate(pieces) if p.isdigit()])
     out = np.full(len(points), np.nan)
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
-        seqs = [list(p.ids) for p in chunk]
+        b = model.batch([list(p.ids) for p in chunk])
+        res = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
+                       use_cache=True, logits_to_keep=1)
+        past, logits = res.past_key_values, res.logits[:, -1].float()
+        mask, pos = b.attention_mask, b.position_ids[:, -1:]
         text, done = [""] * len(chunk), [False] * len(chunk)
         for step in range(MAX_DIGITS):
-            live = [r for r in range(len(chunk)) if not done[r]]
-            if not live:
-                break
-            b = model.batch([seqs[r] for r in live])
-            logits = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
-                              use_cache=False, logits_to_keep=1).logits[:, -1].float()
             best = logits[:, digits].max(-1)
-            for j, r in enumerate(live):
-                if step > 0 and logits[j, tok.eos_token_id] > best.values[j]:
+            nxt = torch.full((len(chunk),), model.pad_id, dtype=torch.long)
+            for r in range(len(chunk)):
+                if done[r] or (step > 0 and logits[r, tok.eos_token_id] > best.values[r]):
                     done[r] = True  # the model ends the number here
                     continue
-                tid = int(digits[best.indices[j]])
+                tid = int(digits[best.indices[r]])
                 text[r] += pieces[tid]
-                seqs[r].append(tid)
+                nxt[r] = tid
+            if all(done) or step == MAX_DIGITS - 1:
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            pos = pos + 1
+            res = model.hf(input_ids=nxt[:, None].to(mask.device), attention_mask=mask, position_ids=pos,
+                           past_key_values=past, use_cache=True)
+            past, logits = res.past_key_values, res.logits[:, -1].float()
         for r, p in enumerate(chunk):
             price = float(text[r]) if text[r] else 0.0
             out[start + r] = np.log(price / p.scenario.list_price) if price > 0 else np.nan
     return out
 
 
-def offer_effects(model, points, heads, batch_size: int = 8) -> np.ndarray:
+def offer_effects(model, points, heads, batch_size: int = 8, progress: bool = False) -> np.ndarray:
     """Per point and head: change of the log offer ratio when the head is zero-ablated. [n, len(heads)]."""
+    from tqdm.auto import tqdm
+
     clean = greedy_offer(model, points, batch_size)
     out = np.zeros((len(points), len(heads)))
-    for j, head in enumerate(heads):
+    for j, head in enumerate(tqdm(heads, desc="offer sweep", disable=not progress)):
         with ablated(model, [head]):
             out[:, j] = greedy_offer(model, points, batch_size) - clean
     return out

@@ -141,14 +141,38 @@ def chat(
 def study(
     model: str = typer.Option("smollm2-135m-instruct", help="zoo name or model directory"),
     out: Path = typer.Option(Path("results"), help="parent of the run directory"),
-    dtype: str = typer.Option("float32", help="float32 | bfloat16"),
+    run_id: Optional[str] = typer.Option(None, help="run directory name (default: date-model-mode-seed); reuse it to resume"),
+    quick: bool = typer.Option(False, help="every stage at tiny scale (≤ 8 minutes on 2 cores)"),
+    data: Optional[Path] = typer.Option(None, help="data directory (default $NEGOLENS_DATA or ../shared/data)"),
     seed: int = typer.Option(0),
 ) -> None:
-    """Run the end-to-end study (currently: the foundation slice) into results/<run-id>/."""
-    from negolens.study import run_study
+    """The whole pipeline into results/<run-id>/: SFT buyer and seller, negotiations, attention,
+    probes, ablations, GRPO, figures and an offline HTML report. Finished stages are skipped."""
+    from negolens.study import StudyConfig, run_study
 
-    run_dir = run_study(model=model, out=out, dtype=dtype, seed=seed, log=lambda m: typer.echo(m, err=True))
-    typer.echo(str(run_dir))
+    kw = {"model": model, "seed": seed, "data": str(data) if data else None}
+    cfg = StudyConfig.quick_preset(**kw) if quick else StudyConfig(**kw)
+    run_dir = run_study(cfg, out, run_id, log=lambda m: typer.echo(m, err=True))
+    typer.echo(str(run_dir / "report.html"))
+
+
+@app.command()
+def figures(
+    results: Path = typer.Argument(..., help="a study run directory (results/<run-id>)"),
+    out: Optional[Path] = typer.Option(None, help="figure folder (default RESULTS/figures)"),
+    report: bool = typer.Option(True, help="also rewrite RESULTS/report.html"),
+) -> None:
+    """Redraw every figure (PNG + PDF) of a study from its saved results, without recomputing."""
+    from negolens.figures.regenerate import regenerate
+    from negolens.figures.report import write_report
+
+    if not results.is_dir():
+        raise NegolensError(f"{results} is not a directory: pass a study run directory (results/<run-id>)")
+    drawn = regenerate(results, out, log=lambda m: typer.echo(m, err=True))
+    if not drawn:
+        raise NegolensError(f"no study results found in {results} (expected e.g. negotiate/conditions.csv)")
+    if report:
+        typer.echo(str(write_report(results, results / "report.html")))
 
 
 @app.command()

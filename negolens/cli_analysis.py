@@ -17,7 +17,8 @@ def ablate(
     n: int = typer.Option(32, help="decision points"),
     max_tokens: int = typer.Option(384),
     screen_top: Optional[int] = typer.Option(None, help="attribution-patching screen, then exact on the top K"),
-    top: int = typer.Option(5, help="top heads reported, re-run and (for offer) measured"),
+    top: int = typer.Option(5, help="top heads reported and re-run"),
+    offer_heads: str = typer.Option("all", help="offer metric: 'all' heads (full sweep + heatmap) or 'top' heads only"),
     attention: Optional[Path] = typer.Option(None, help="attention_heads.csv from `negolens attention` to link heads"),
     rerun_n: int = typer.Option(0, help="re-run this many built-in negotiations intact / top / random heads ablated"),
     steer: Optional[Path] = typer.Option(None, help="a saved probe folder (negolens probe …/probes/LABEL) to steer along"),
@@ -51,14 +52,20 @@ def ablate(
     heads = [(int(r.layer), int(r["head"])) for _, r in ranked.head(top).iterrows()]
     if metric == "offer":
         offer_points = decision_points(nm, items, role, "offer", max_tokens=max_tokens, limit=n)
-        eff = offer_effects(nm, offer_points, heads)
+        every = [(l, h) for l in range(nm.shape.n_layers) for h in range(nm.shape.n_heads)]
+        chosen = every if offer_heads == "all" else heads
+        eff = offer_effects(nm, offer_points, chosen, progress=True)
         full = np.full((len(offer_points), nm.shape.n_layers, nm.shape.n_heads), np.nan)
-        for j, (l, h) in enumerate(heads):
+        for j, (l, h) in enumerate(chosen):
             full[:, l, h] = eff[:, j]
         offer_table = summarize_effects(full, seed=seed)
-        offer_table.to_csv(out / "ablation_offer_top.csv", index=False)
-        typer.echo("offer: Δ log(greedy next offer / list) when each top head is zero-ablated:")
-        typer.echo(offer_table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        name = "ablation_offer_zero" if offer_heads == "all" else "ablation_offer_top"
+        offer_table.to_csv(out / f"{name}.csv", index=False)
+        if offer_heads == "all":
+            head_heatmap(offer_table, out / name, title="zero ablation: Δ log(greedy next offer / list)")
+        best = offer_table.assign(abs=offer_table.effect.abs()).sort_values("abs", ascending=False).head(top)
+        typer.echo("offer: Δ log(greedy next offer / list) when a head is zero-ablated (largest |effect|):")
+        typer.echo(best.drop(columns="abs").to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     top_table = ranked.head(top).drop(columns="abs")
     if attention is not None:
         att = pd.read_csv(attention).pivot_table(index=["layer", "head"], columns="score", values="effect").reset_index()

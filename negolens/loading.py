@@ -79,6 +79,14 @@ def load_hf(
     base = path
     if adapter is not None and adapter.is_file():
         base = resolve(json.loads(adapter.read_text())["base_model_name_or_path"], fetch_missing=fetch_missing)
+        if isinstance(base, Path) and (base / "adapter_config.json").is_file():
+            # an adapter trained on a merged adapter (e.g. GRPO on the SFT buyer): merge both
+            from peft import PeftModel
+
+            model, tokenizer, _ = load_hf(base, dtype=dtype, fetch_missing=fetch_missing,
+                                          attn_implementation=attn_implementation)
+            model = PeftModel.from_pretrained(model, path).merge_and_unload()
+            return model.eval(), tokenizer, path
     try:
         model = AutoModelForCausalLM.from_pretrained(
             base, dtype=as_dtype(dtype), attn_implementation=attn_implementation

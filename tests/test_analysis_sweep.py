@@ -109,7 +109,7 @@ def test_ablate_cli(tiny_dirs, tmp_path):
                                    "--metric", "offer", "--top", "2", "--rerun-n", "2", "--out", str(tmp_path / "out"),
                                    "--steer", str(tmp_path / "probe"), "--alphas", "-2,0,2"])
     assert res.exit_code == 0, res.output
-    for name in ("ablation_accept_zero.csv", "ablation_accept_zero.png", "top_heads.csv", "ablation_offer_top.csv",
+    for name in ("ablation_accept_zero.csv", "ablation_accept_zero.png", "top_heads.csv", "ablation_offer_zero.csv", "ablation_offer_zero.png",
                  "rerun.csv", "steering.csv"):
         assert (tmp_path / "out" / name).is_file(), name
 
@@ -141,3 +141,29 @@ def test_layer_ablation_equals_head_set(copy_model):
     with ablated(copy_model, [(0, h) for h in range(copy_model.shape.n_heads)]):
         whole = metric(copy_model.logits(b)[:, -1, metric.tokens()])
     assert np.allclose(per_layer[:, 0], (whole - clean).numpy(), atol=1e-4)
+
+
+def test_cached_greedy_offer_equals_rereading_the_prompt(tiny):
+    """The KV-cached digit decoder writes the same prices as a full forward per digit."""
+    import torch
+
+    from negolens.analysis.behaviour import MAX_DIGITS, greedy_offer
+
+    points = decision_points(tiny, transcripts(3), "buyer", "offer")
+    tok = tiny.tokenizer
+    pieces = tok.batch_decode([[i] for i in range(len(tok))])
+    digits = [i for i, p in enumerate(pieces) if p.isdigit()]
+    expected = []
+    for p in points:
+        ids, text = list(p.ids), ""
+        for step in range(MAX_DIGITS):
+            with torch.no_grad():
+                logits = tiny.hf(input_ids=torch.tensor([ids])).logits[0, -1].float()
+            best = int(torch.argmax(logits[digits]))
+            if step > 0 and logits[tok.eos_token_id] > logits[digits[best]]:
+                break
+            text += pieces[digits[best]]
+            ids.append(digits[best])
+        expected.append(np.log(float(text) / p.scenario.list_price) if text and float(text) > 0 else np.nan)
+    got = greedy_offer(tiny, points, batch_size=2)
+    assert np.allclose(got, expected, equal_nan=True, atol=1e-9)

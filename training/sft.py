@@ -53,8 +53,11 @@ class SFTConfig:
             )
 
 
+PAD_MULTIPLE = 64  # few distinct shapes: oneDNN's bf16 kernels are built per shape, and memory fragments
+
+
 def _collate(batch: list[Example], pad_id: int):
-    width = max(len(e.input_ids) for e in batch)
+    width = -(-max(len(e.input_ids) for e in batch) // PAD_MULTIPLE) * PAD_MULTIPLE
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)

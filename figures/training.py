@@ -1,0 +1,66 @@
+"""Training figures: RLVR (GRPO) per-step curves and SFT held-out loss curves."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from negolens.figures.style import save, setup
+
+RLVR_PANELS = (("reward", "mean reward"), ("deal_rate", "deal rate"), ("first_offer_budget_ratio", "first offer / budget"),
+               ("overshoot_rate", "overshoot rate"), ("length", "dialogue length (turns)"),
+               ("bargained_ratio", "deal price / list"))
+
+
+def rlvr_curves(steps: list[dict], path, smooth: int = 3):
+    """The RLVR paper's phase quantities per GRPO step (raw points and a running mean)."""
+    setup()
+    df = pd.DataFrame(steps)
+    fig, axes = plt.subplots(2, 3, figsize=(11, 5.6))
+    for ax, (key, label) in zip(axes.ravel(), RLVR_PANELS):
+        if key not in df:
+            ax.set_visible(False)
+            continue
+        ax.plot(df.step, df[key], "o", ms=3, alpha=0.5)
+        if len(df) >= smooth:
+            ax.plot(df.step, df[key].rolling(smooth, min_periods=1).mean(), lw=1.8)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("GRPO step")
+        if key == "first_offer_budget_ratio":
+            ax.axhline(1.0, color="tab:red", ls=":", lw=1)
+    n = int(df["dialogues"].iloc[0]) if "dialogues" in df and len(df) else 0
+    fig.suptitle(f"RLVR buyer: per-step rollout statistics ({n} negotiations per step)", fontsize=11)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def sft_curves(manifests: dict[str, dict], path):
+    """Held-out loss over SFT steps, one line per role specialist."""
+    setup()
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for label, man in manifests.items():
+        curve = man.get("eval_curve", [])
+        ax.plot([p["step"] for p in curve], [p["eval_loss"] for p in curve], marker="o", label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out loss (target tokens)")
+    ax.legend(fontsize=8)
+    ax.set_title("SFT role specialists", fontsize=10)
+    return save(fig, path)
+
+
+def steering_plot(curve: pd.DataFrame, path):
+    """Behaviour vs steering strength α along a probe direction (the probe's causal check)."""
+    setup()
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    cols = [c for c in ("mean", "value", "effect") if c in curve]
+    y = curve[cols[0]] if cols else curve.iloc[:, -1]
+    ax.plot(curve["alpha"], y, marker="o")
+    if {"ci_low", "ci_high"} <= set(curve):
+        ax.fill_between(curve["alpha"], curve.ci_low, curve.ci_high, alpha=0.25)
+    ax.axvline(0, color="grey", lw=0.6)
+    ax.set_xlabel("α (residual-norm units)")
+    ax.set_ylabel("logit(accept) − logit(counter)")
+    probe = curve["probe"].iloc[0] if "probe" in curve else ""
+    ax.set_title(f"Steering along {probe}", fontsize=10)
+    return save(fig, path)
+

@@ -1,0 +1,59 @@
+"""The one-command study, quick preset, on the real SmolLM2: every stage, resumable, a report
+that renders offline in headless Chromium, figures regenerated from saved results alone."""
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from negolens.cli import app
+from negolens.figures.regenerate import FIGURES
+from negolens.figures.report import check_in_browser
+from negolens.study import STAGES, StudyConfig, run_study
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def quick_run(smollm2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    t0 = time.perf_counter()
+    run = run_study(StudyConfig.quick_preset(), out, "quick", log=lambda m: None)
+    return run, time.perf_counter() - t0
+
+
+def test_quick_study_runs_every_stage(quick_run):
+    run, seconds = quick_run
+    assert seconds < 12 * 60  # the preset aims at ≤ 8 minutes on 2 idle cores
+    for stage in STAGES:
+        assert (run / stage / ".done.json").is_file(), stage
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert set(manifest["timings_s"]) == set(STAGES) and manifest["versions"]["trl"]
+    assert manifest["config"]["quick"] is True
+    figures = {p.stem for p in (run / "figures").glob("*.png")}
+    for name, _ in FIGURES:
+        assert any(f.startswith(name) for f in figures), name
+    assert (run / "sft-buyer" / "checkpoint" / "adapter_config.json").is_file()
+    assert (run / "grpo" / "final" / "negolens_manifest.json").is_file()
+
+
+def test_report_renders_offline(quick_run):
+    run, _ = quick_run
+    seen = check_in_browser(run / "report.html")
+    n = len(list((run / "figures").glob("*.png")))
+    assert seen["ready"] and seen["figures"] == n == seen["images_loaded"] and seen["images_failed"] == 0
+    assert seen["views_rendered"] >= 1 and seen["requests"] == 0 and seen["console_errors"] == []
+
+
+def test_rerun_skips_finished_stages_and_figures_redraw(quick_run):
+    run, _ = quick_run
+    said = []
+    t0 = time.perf_counter()
+    run_study(StudyConfig.quick_preset(), run.parent, run.name, log=said.append)
+    assert time.perf_counter() - t0 < 60
+    assert sum("done already" in s for s in said) == len(STAGES)
+    stamp = (run / "negotiate" / "conditions.csv").stat().st_mtime
+    res = CliRunner().invoke(app, ["figures", str(run)])
+    assert res.exit_code == 0, res.output
+    assert (run / "negotiate" / "conditions.csv").stat().st_mtime == stamp  # nothing recomputed

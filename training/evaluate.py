@@ -1,0 +1,66 @@
+"""Held-out evaluation of trained agents: the same scenarios, greedy decoding, paired CIs.
+
+A trained buyer is compared with its starting point on the *same* held-out scenarios against
+the same counterpart, so per-scenario differences can be paired: the CI of the mean
+difference is a bootstrap over scenarios, much tighter than comparing two independent CIs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from negolens.stats import bootstrap_ci
+
+METRICS = ("reward", "deal", "overshoot", "bargained_ratio", "protocol_failure", "length")
+
+
+def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = None, max_turns: int = 8,
+         batch_size: int = 16, seed: int = 0, models: dict | None = None, progress: bool = True) -> list[dict]:
+    """Greedy negotiations of ``model_ref`` as the buyer (resumable when ``out`` is given)."""
+    from negolens.agents.factory import make_agent
+    from negolens.agents.runner import RunConfig, read_records, run_negotiations
+
+    models = {} if models is None else models
+    buyer = make_agent(str(model_ref), "buyer", models=models)
+    counterpart = make_agent(seller, "seller", models=models)
+    config = RunConfig(max_turns=max_turns, seed=seed, batch_size=batch_size)
+    records = run_negotiations(scenarios, buyer, counterpart, config, out=out, progress=progress)
+    if out is not None:
+        ids = {f"{i:05d}-{s.id}" for i, s in enumerate(scenarios)}
+        records = read_records(Path(out) / "dialogues.jsonl", ids=ids)
+    return sorted(records, key=lambda r: r["id"])
+
+
+def paired_comparison(before: list[dict], after: list[dict], metrics=METRICS, seed: int = 0) -> pd.DataFrame:
+    """Per metric: before / after means with CIs, and the paired mean difference with its CI."""
+    a = {r["id"]: r["metrics"] for r in before}
+    b = {r["id"]: r["metrics"] for r in after}
+    shared = sorted(set(a) & set(b))
+    rows = []
+    for m in metrics:
+        x = [a[i][m] for i in shared if a[i][m] is not None]
+        y = [b[i][m] for i in shared if b[i][m] is not None]
+        pairs = [b[i][m] - a[i][m] for i in shared if a[i][m] is not None and b[i][m] is not None]
+        rows.append({
+            "metric": m, "before": _mean(x), "before_ci": bootstrap_ci(x, seed=seed), "n_before": len(x),
+            "after": _mean(y), "after_ci": bootstrap_ci(y, seed=seed), "n_after": len(y),
+            "diff": _mean(pairs), "diff_ci": bootstrap_ci(pairs, seed=seed), "n_pairs": len(pairs),
+        })
+    return pd.DataFrame(rows)
+
+
+def _mean(v) -> float:
+    return float(np.mean(v)) if len(v) else float("nan")
+
+
+def format_comparison(table: pd.DataFrame, before: str = "before", after: str = "after") -> str:
+    """A plain-text table: ``metric  before [CI]  after [CI]  Δ [CI] (n)``."""
+    lines = [f"{'metric':<18}{before:>24}{after:>24}{'paired Δ':>26}"]
+    for r in table.itertuples():
+        cell = lambda m, ci: f"{m:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"  # noqa: E731
+        lines.append(f"{r.metric:<18}{cell(r.before, r.before_ci):>24}{cell(r.after, r.after_ci):>24}"
+                     f"{cell(r.diff, r.diff_ci):>26} (n={r.n_pairs})")
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Negotiation rollouts for RLVR: whole dialogues turned into one masked training sequence each.
+
+GRPO needs, per rollout, token ids and a mask of which tokens the policy produced. A
+negotiation is multi-turn: the buyer speaks, the seller answers, the buyer speaks again. We
+render the finished dialogue from the buyer's point of view (exactly the chat the buyer saw
+turn after turn, :func:`~negolens.agents.prompts.view_messages`) and split it:
+
+* ``prompt_ids`` — system prompt and kick-off line, up to the buyer's first reply;
+* ``completion_ids`` — everything after, buyer and seller turns interleaved;
+* ``env_mask`` — 1 on the buyer's own generated characters (utterance + action line) and the
+  end-of-turn token it emitted, 0 on the seller's messages, the template scaffolding and the
+  environment's ``[blocked: ...]`` annotations. Gradients flow only where the mask is 1.
+
+The buyer's hidden reasoning never reaches the seller (the protocol shows public text only).
+The sequence is re-tokenised from text, the usual choice for multi-turn RL with chat
+templates; the decoder's constrained tokens (forced ``ACTION:``, digit-only prices) are scored
+by the unconstrained policy, which also rewards keeping the format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from negolens.agents.prompts import system_prompt, view_messages
+from negolens.agents.protocol import Act, TurnRecord, format_action
+from negolens.chat import tokens_overlapping
+
+
+@dataclass
+class Rollout:
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    env_mask: list[int]
+    reward: float
+    record: dict
+
+
+def _generated_text(turn: dict) -> str:
+    """What the buyer itself produced in a turn (its public text minus environment notes)."""
+    act = Act(turn["act"]) if turn["act"] else None
+    line = format_action(act, turn["price"])
+    return f"{turn['utterance']}\n{line}" if turn["utterance"] else line
+
+
+def buyer_sequence(model, record: dict, role: str = "buyer") -> tuple[list[int], list[int], list[int]]:
+    """(prompt_ids, completion_ids, env_mask) for the ``role`` side of a finished dialogue record."""
+    from negolens.agents.scenarios import Scenario
+
+    scenario = Scenario(**record["scenario"])
+    personality = (record.get(role) or {}).get("personality", "fair")
+    turns = [TurnRecord(**t) for t in record["turns"]]
+    msgs = view_messages(system_prompt(scenario, role, personality), role, [(t.role, t.public_text()) for t in turns])
+    chat = model.render(msgs)
+    stops = set(model.stop_ids())
+    offset = len(msgs) - len(turns)  # system (+ kick-off) messages before the dialogue turns
+    mask = [0] * len(chat)
+    first = None
+    for k, turn in enumerate(record["turns"]):
+        if turn["role"] != role:
+            continue
+        start, _ = chat.turn_spans[offset + k]
+        idx = tokens_overlapping(chat.offsets, start, start + len(_generated_text(turn)))
+        if not idx:
+            continue
+        first = idx[0] if first is None else first
+        for i in idx:
+            mask[i] = 1
+        end = chat.turn_token_range(offset + k)[1]
+        if end < len(chat) and chat.input_ids[end] in stops:  # the end-of-turn token it emitted
+            mask[end] = 1
+    if first is None:
+        raise ValueError(f"dialogue {record.get('id')} has no {role} tokens to train on")
+    ids = chat.input_ids
+    ends = [i for i in range(first, len(ids)) if ids[i] in stops]
+    last = ends[-1] if ends else len(ids) - 1  # drop the template's trailing newline
+    return ids[:first], ids[first : last + 1], mask[first : last + 1]
+
+
+def step_stats(records: list[dict]) -> dict[str, float]:
+    """The per-step quantities in which the RLVR paper reads its four phases."""
+    import numpy as np
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else float("nan")
+
+    firsts = []
+    for r in records:
+        prices = [t["price"] for t in r["turns"] if t["role"] == "buyer" and t["price"] is not None
+                  and t["act"] in ("offer", "counter")]
+        firsts.append(prices[0] / r["scenario"]["buyer_budget"] if prices else None)
+    m = [r["metrics"] for r in records]
+    return {
+        "reward": mean([x["reward"] for x in m]),
+        "deal_rate": mean([x["deal"] for x in m]),
+        "bargained_ratio": mean([x["bargained_ratio"] for x in m]),
+        "overshoot_rate": mean([x["overshoot"] for x in m]),
+        "first_offer_budget_ratio": mean(firsts),
+        "length": mean([x["length"] for x in m]),
+        "protocol_failure_rate": mean([x["protocol_failure"] for x in m]),
+    }
