@@ -69,11 +69,14 @@ def offer_effects(model, points, heads, batch_size: int = 8, progress: bool = Fa
     """Per point and head: change of the log offer ratio when the head is zero-ablated. [n, len(heads)]."""
     from tqdm.auto import tqdm
 
-    clean = greedy_offer(model, points, batch_size)
+    from negolens.analysis.sweep import sdpa
+
     out = np.zeros((len(points), len(heads)))
-    for j, head in enumerate(tqdm(heads, desc="offer sweep", disable=not progress)):
-        with ablated(model, [head]):
-            out[:, j] = greedy_offer(model, points, batch_size) - clean
+    with sdpa(model):  # no patterns needed: SDPA attention, ~1.6× faster than eager here
+        clean = greedy_offer(model, points, batch_size)
+        for j, head in enumerate(tqdm(heads, desc="offer sweep", disable=not progress)):
+            with ablated(model, [head]):
+                out[:, j] = greedy_offer(model, points, batch_size) - clean
     return out
 
 

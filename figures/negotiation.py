@@ -52,7 +52,8 @@ def condition_bars(table: pd.DataFrame, group: str, path, metrics=("deal", "fair
         ax.set_xticks(x, [n.split(":", 1)[-1] for n in names], rotation=45, ha="right", fontsize=8)
         ax.set_title(f"{metric} (n ≤ {int(m.n.max()) if m.n.notna().any() else 0})", fontsize=10)
         ax.axhline(0, color="black", lw=0.6)
-    fig.suptitle(title or group, fontsize=11)
+    fig.tight_layout()
+    fig.suptitle(title or group, fontsize=11, y=1.04)
     return save(fig, path)
 
 
@@ -71,7 +72,9 @@ def rerun_bars(rerun: pd.DataFrame, path, metrics=("deal", "reward", "overshoot"
         ax.set_title(f"{metric} (n = {int(m.n.max()) if m.n.notna().any() else 0})", fontsize=10)
         ax.axhline(0, color="black", lw=0.6)
     heads = rerun.loc[rerun.condition == "top heads ablated", "heads"]
-    fig.suptitle(f"Negotiations re-run with heads ablated (top: {heads.iloc[0] if len(heads) else '?'})", fontsize=10)
+    fig.tight_layout()
+    fig.suptitle(f"Negotiations re-run with heads ablated (top: {heads.iloc[0] if len(heads) else '?'})", fontsize=10,
+                 y=1.04)
     return save(fig, path)
 
 
@@ -88,5 +91,6 @@ def model_comparison(table: pd.DataFrame, path, metrics=("reward", "deal", "over
         ax.set_xticks(range(len(models)), models, fontsize=8)
         ax.set_title(f"{metric} (n = {int(m.n.max()) if m.n.notna().any() else 0})", fontsize=10)
         ax.axhline(0, color="black", lw=0.6)
-    fig.suptitle("Buyers vs the regulated rule seller, held-out AmazonHistoryPrice products", fontsize=10)
+    fig.tight_layout()
+    fig.suptitle("Buyers vs the regulated rule seller, held-out AmazonHistoryPrice products", fontsize=10, y=1.04)
     return save(fig, path)

@@ -143,6 +143,7 @@ def study(
     out: Path = typer.Option(Path("results"), help="parent of the run directory"),
     run_id: Optional[str] = typer.Option(None, help="run directory name (default: date-model-mode-seed); reuse it to resume"),
     quick: bool = typer.Option(False, help="every stage at tiny scale (≤ 8 minutes on 2 cores)"),
+    full_offer_sweep: bool = typer.Option(False, help="ablate every head for the offer metric too (not just the top)"),
     data: Optional[Path] = typer.Option(None, help="data directory (default $NEGOLENS_DATA or ../shared/data)"),
     seed: int = typer.Option(0),
 ) -> None:
@@ -151,6 +152,8 @@ def study(
     from negolens.study import StudyConfig, run_study
 
     kw = {"model": model, "seed": seed, "data": str(data) if data else None}
+    if full_offer_sweep:
+        kw["offer_heads"] = "all"
     cfg = StudyConfig.quick_preset(**kw) if quick else StudyConfig(**kw)
     run_dir = run_study(cfg, out, run_id, log=lambda m: typer.echo(m, err=True))
     typer.echo(str(run_dir / "report.html"))

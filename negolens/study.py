@@ -35,13 +35,14 @@ class StudyConfig:
     seed: int = 0
     data: str | None = None
     sft_steps: int = 30
+    sft_eval_examples: int = 32
     scenarios: int = 12  # held-out Craigslist scenarios per negotiation condition
     max_turns: int = 8
     attention_dialogues: int = 96
     probe_dialogues: int = 160
     decision_points: int = 8
     ablation_tokens: int = 384
-    offer_heads: str = "all"  # full offer sweep; "top": only the accept sweep's top heads
+    offer_heads: str = "top"  # "all": the full offer sweep (270 more greedy decodes on SmolLM2)
     rerun_scenarios: int = 12
     grpo_steps: int = 8
     grpo_products: int = 2
@@ -130,7 +131,8 @@ class Study:
 
         c = self.cfg
         _call(sft, model=c.model, role=role, mode="lora", steps=c.sft_steps, quick=c.quick, dtype="bfloat16",
-              out=out / "checkpoint", data=self.data, seed=c.seed, eval_every=max(c.sft_steps // 4, 1))
+              out=out / "checkpoint", data=self.data, seed=c.seed, eval_every=max(c.sft_steps // 2, 1),
+              eval_examples=c.sft_eval_examples)
 
     def stage_sft_buyer(self, out: Path) -> None:
         self._sft(out, "buyer")
@@ -204,7 +206,8 @@ class Study:
             classes = [str(k) for k in getattr(LinearProbe.load(steer)[0], "classes_", [])]
             label = "agree" if "agree" in classes else None
         _call(ablate, model=self.sft_buyer, transcripts="craigslist-dev", metric="offer", kind="zero",
-              n=c.decision_points, max_tokens=c.ablation_tokens, offer_heads=c.offer_heads, top=5, attention=self.dir / "attention" / "attention_heads.csv",
+              n=c.decision_points, max_tokens=c.ablation_tokens, offer_heads=c.offer_heads, top=5,
+              attention=self.dir / "attention" / "attention_heads.csv",
               rerun_n=c.rerun_scenarios, steer=steer if label else None, steer_label=label,
               out=out, data=self.data, seed=c.seed)
 

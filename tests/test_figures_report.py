@@ -46,6 +46,8 @@ def fake_run(root):
     (root / "ablation").mkdir()
     pd.DataFrame([dict(layer=l, head=h, effect=rng.normal(), ci_low=-1, ci_high=1, p=.01, q=.02, n_points=4)
                   for l in range(3) for h in range(4)]).to_csv(root / "ablation" / "ablation_accept_zero.csv", index=False)
+    pd.DataFrame([dict(layer=l, head=h, effect=rng.normal(), ci_low=-1, ci_high=1, p=.01, q=.02, n_points=4)
+                  for l in range(3) for h in range(4)]).to_csv(root / "ablation" / "ablation_offer_zero.csv", index=False)
     pd.DataFrame([dict(condition=c, metric=m, mean=rng.uniform(), ci_low=0, ci_high=1, n=6, heads="L1H2")
                   for c in ("intact", "top heads ablated", "random heads ablated")
                   for m in ("deal", "reward", "overshoot", "first_offer_ratio_buyer")]).to_csv(root / "ablation" / "rerun.csv", index=False)
