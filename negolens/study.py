@@ -162,8 +162,10 @@ class Study:
         from negolens.agents.metrics import summarize
         from negolens.agents.runner import RunConfig, read_records, run_negotiations
 
+        from negolens.agents.scenarios import load_scenarios
+
         c = self.cfg
-        items = _scenarios("craigslist", c.scenarios, self.data, "test", c.seed)
+        items = load_scenarios("craigslist", c.scenarios, data=self.data, split="test", seed=c.seed)
         models: dict = {}
         rows = []
         for cond in self.conditions():
@@ -214,20 +216,19 @@ class Study:
     def stage_grpo(self, out: Path) -> None:
         import pandas as pd
 
-        from negolens.cli_training import grpo
+        from negolens.agents.metrics import summarize
+        from negolens.cli_training import _split, grpo
         from negolens.training.evaluate import play
 
         c = self.cfg
         _call(grpo, model=self.sft_buyer, steps=c.grpo_steps, products_per_step=c.grpo_products,
               group_size=c.grpo_group, eval_products=c.eval_products, max_turns=c.max_turns,
               save_every=max(c.grpo_steps // 2, 1), out=out, data=self.data, seed=c.seed)
-        held = _scenarios("amazon", c.eval_products, self.data, "test", c.seed)
+        held = _split("amazon", c.eval_products, self.data, "test", c.seed)  # the products `train grpo` evaluated
         rows = []
         for label, folder in (("untuned", "eval-untuned"), ("SFT", "eval-start"), ("GRPO", "eval-final")):
             ref = {"untuned": c.model, "SFT": self.sft_buyer, "GRPO": out / "final"}[label]
             recs = play(ref, held, "rule", out / folder, max_turns=c.max_turns, seed=c.seed, progress=False)
-            from negolens.agents.metrics import summarize
-
             t = summarize(recs, ["reward", "deal", "overshoot", "bargained_ratio", "protocol_failure"], seed=c.seed)
             t.insert(0, "model", label)
             rows.append(t)
@@ -243,17 +244,6 @@ class Study:
 
         write_report(self.dir, self.dir / "report.html")
         out.mkdir(parents=True, exist_ok=True)
-
-
-def _scenarios(source, n, data, split, seed):
-    """Scenarios from the data directory, or the built-in set when there is none."""
-    from negolens.agents.scenarios import load_scenarios
-    from negolens.errors import DataNotFoundError
-
-    try:
-        return load_scenarios(source, n, data=data, split=split, seed=seed)
-    except DataNotFoundError:
-        return load_scenarios("builtin", n, seed=seed)
 
 
 def run_study(cfg: StudyConfig, out: Path, run_id: str | None = None, log=print) -> Path:
