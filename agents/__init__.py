@@ -3,11 +3,26 @@
 Lowest capability layer: imports only the core (``negolens.*`` modules), never training,
 probes, analysis or figures.
 
+>>> from negolens.agents import load_scenarios, negotiate, summarize
+>>> records = negotiate("rule", "rule:aggressive", load_scenarios("builtin", 4), max_turns=6, progress=False)
+>>> table = summarize(records)          # one row per metric: mean, 95% CI, n
+>>> int(table.loc[table.metric == "deal", "n"].item())
+4
 >>> from negolens.agents import extract_price
 >>> extract_price("$49 is too low, I can do $55")
 55.0
 """
 
+from negolens.agents.factory import as_agent, make_agent, parse_spec
+from negolens.agents.metrics import dialogue_metrics, summarize
+from negolens.agents.negotiate import negotiate
 from negolens.agents.parsing import extract_price
+from negolens.agents.runner import RunConfig, read_records, run_negotiations
+from negolens.agents.scenarios import Scenario, load_scenarios, split_scenarios
+from negolens.agents.transcripts import Transcript, Utterance, example_transcripts, from_records, load_transcripts
 
-__all__ = ["extract_price"]
+__all__ = [
+    "negotiate", "summarize", "dialogue_metrics", "load_scenarios", "split_scenarios", "load_transcripts", "from_records",
+    "Scenario", "Transcript", "Utterance", "RunConfig", "run_negotiations", "read_records",
+    "make_agent", "as_agent", "parse_spec", "extract_price", "example_transcripts",
+]

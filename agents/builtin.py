@@ -51,6 +51,14 @@ ITEMS = [
 
 
 def builtin_scenarios() -> list[Scenario]:
+    """The built-in scenarios, one per item of ``ITEMS`` (prices in dollars, set by the module's rule).
+
+    Examples
+    --------
+    >>> s = builtin_scenarios()[0]
+    >>> s.title, s.list_price, s.buyer_target, s.buyer_budget, s.seller_cost
+    ('Trek Marlin 5 mountain bike', 350.0, 262.5, 315.0, 227.5)
+    """
     return [
         Scenario(
             id=f"builtin-{i:02d}",

@@ -30,8 +30,35 @@ from negolens.batching import left_pad
 MAX_PRICE_TOKENS = 10
 
 
+def token_pieces(tokenizer) -> list[str]:
+    """The text of every token id of ``tokenizer``, decoded one at a time (index = id)."""
+    return tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+
+
+def digit_tokens(tokenizer, pieces: list[str] | None = None) -> torch.Tensor:
+    """Ids of the tokens that decode to digits only — the allowed set of digit-constrained decoding.
+
+    Shared by the turn decoder (prices after ``ACTION: offer $``) and the analysis layer's
+    greedy next-offer metric. Pass ``pieces`` from :func:`token_pieces` to avoid decoding twice.
+
+    >>> import tempfile
+    >>> from negolens.testing import tiny_tokenizer
+    >>> tok = tiny_tokenizer()
+    >>> sorted(tok.decode([i]) for i in digit_tokens(tok).tolist())[:3]
+    ['0', '1', '2']
+    """
+    pieces = token_pieces(tokenizer) if pieces is None else pieces
+    ids = [i for i, p in enumerate(pieces) if p.isdigit()]
+    if not ids:
+        raise ValueError("tokenizer has no pure-digit tokens: cannot constrain prices")
+    return torch.tensor(ids)
+
+
 @dataclass
 class Request:
+    """One turn to decode: the prompt ids, the acts legal now, the row's seed, CoT, and the
+    dialogue id whose previous turn's KV cache may be reused."""
+
     prompt_ids: list[int]
     legal_acts: list[Act]
     seed: int = 0
@@ -41,6 +68,8 @@ class Request:
 
 @dataclass
 class Decoded:
+    """A decoded turn: utterance, act and price (or the failure), hidden reasoning, token counts."""
+
     utterance: str
     act: Act | None
     price: float | None
@@ -87,19 +116,18 @@ class TurnDecoder:
         self.stops = set(model.stop_ids())
         self.end_id = tok.eos_token_id
         n = len(tok)
-        pieces = tok.batch_decode([[i] for i in range(n)])
+        pieces = token_pieces(tok)
         self.newline = torch.tensor(["\n" in p for p in pieces])
         self.newline_id = enc("\n")[-1]
-        self.digits = torch.tensor([i for i, p in enumerate(pieces) if p.isdigit()])
+        self.digits = digit_tokens(tok, pieces)
         self.dots = torch.tensor([i for i, p in enumerate(pieces) if p == "."])
         self.dot_ids = set(self.dots.tolist())
         self.vocab = n
-        if len(self.digits) == 0:
-            raise ValueError("tokenizer has no pure-digit tokens: cannot constrain prices")
 
     # -- public ---------------------------------------------------------------------------
     @torch.inference_mode()
     def decode(self, requests: list[Request]) -> list[Decoded]:
+        """Decode one turn for every request in one batched, KV-cached pass (order kept)."""
         if not requests:
             return []
         rows = [self._start(r) for r in requests]

@@ -20,6 +20,17 @@ COMMAND = re.compile(r"/(offer|counter|accept|reject|quit)\s*\$?([\d,]*\.?\d*)\s
 
 
 def parse_human(text: str, neg: Negotiation, role: str) -> Move:
+    """Turn a typed line into a :class:`Move` for ``role`` (explicit ``/command`` or inferred act).
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> neg = Negotiation(builtin_scenarios()[0])
+    >>> parse_human("Hi, would you do $250? /offer 250", neg, "buyer").price
+    250.0
+    >>> parse_human("Is it still available?", neg, "buyer").act
+    <Act.INQUIRE: 'inquire'>
+    """
     text = text.strip()
     facing = neg.standing is not None and neg.standing[0] != role
     m = COMMAND.search(text)
@@ -35,11 +46,15 @@ def parse_human(text: str, neg: Negotiation, role: str) -> Move:
 
 @dataclass
 class HumanAgent:
+    """A person at the keyboard; ``ask`` prompts for a line (default: :func:`input`)."""
+
     role: str
     ask: Callable[[str], str] = input
 
     def config(self) -> dict:
+        """The agent's settings as a JSON-ready dict (stored with every record)."""
         return {"kind": "human", "role": self.role}
 
     def act(self, neg: Negotiation) -> Move:
+        """Ask the person for this turn's message and parse it."""
         return parse_human(self.ask(f"you ({self.role}) > "), neg, self.role)

@@ -2,8 +2,8 @@
 
 Turn t+1's prompt of a dialogue is turn t's prompt, the agent's own reply and the counterpart's
 answer. Keeping each live dialogue's keys and values after a turn lets the next turn prefill
-only the tokens past the longest common prefix with what is cached — typically 40–80 tokens
-instead of the whole 200–600-token conversation.
+only the tokens past the longest common prefix with what is cached (about the two newest messages)
+instead of the whole conversation.
 
 Batched layout of a step with reuse (row i reuses ``c_i`` cached tokens and adds ``n_i``)::
 
@@ -14,8 +14,8 @@ count, so logits equal a full prefill (tested). Only plain full-attention caches
 sliding-window models (Gemma-3) fall back to a full prefill.
 
 :class:`BufferedCache` also removes the biggest cost of incremental decoding on CPU: HF's
-``DynamicCache`` concatenates every layer's keys and values at every step (measured: 54% of a
-batch-16 SmolLM2 step); a buffered layer writes into preallocated storage that doubles when full.
+``DynamicCache`` concatenates every layer's keys and values at every step; a buffered layer
+writes into preallocated storage that doubles when full.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class BufferedLayer(DynamicLayer):
     """A full-attention cache layer that appends in place into doubling storage."""
 
     def update(self, key_states, value_states, *args, **kwargs):
+        """Append ``[batch, kv_heads, new, d_head]`` keys/values; return all cached so far."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
             self._k = self._v = None
@@ -50,6 +51,7 @@ class BufferedLayer(DynamicLayer):
         return self.keys, self.values
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep only the batch rows ``indices`` (used when finished rows leave the batch)."""
         if self.is_initialized and self._k is not None:
             self._k, self._v = self._k[indices], self._v[indices]
             self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
@@ -63,6 +65,7 @@ class BufferedCache(DynamicCache):
 
 
 def full_attention_only(config) -> bool:
+    """Whether an HF model config uses full attention in every layer (no sliding window)."""
     types = getattr(config, "layer_types", None)
     return getattr(config, "sliding_window", None) is None and (types is None or set(types) <= {"full_attention"})
 
@@ -77,10 +80,18 @@ class Memory:
 
 
 def reusable(cache) -> bool:
+    """Whether ``cache``'s layers are plain full-attention layers whose keys/values can be kept."""
     return all(type(layer) in (DynamicLayer, BufferedLayer) for layer in getattr(cache, "layers", []))
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token-id lists.
+
+    Examples
+    --------
+    >>> common_prefix([1, 2, 3, 4], [1, 2, 9])
+    2
+    """
     n = min(len(a), len(b))
     for i in range(n):
         if a[i] != b[i]:

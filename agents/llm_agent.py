@@ -20,6 +20,38 @@ from negolens.chat import Turn
 
 @dataclass
 class LLMAgent:
+    """A buyer or seller played by a language model.
+
+    Parameters
+    ----------
+    model
+        A loaded :class:`negolens.hooked.NegoModel` (zoo model or checkpoint).
+    role
+        ``"buyer"`` or ``"seller"``.
+    personality
+        ``"aggressive"``, ``"fair"`` or ``"passive"`` (one prompt sentence).
+    cot
+        Think privately on a ``THOUGHT:`` line before the message (never shown to the other side).
+    persona
+        A seller persona (``"begging"``, ``"insulting"``, ``"unyielding"``, ``"injection"``) or ``None``.
+    max_utterance_tokens
+        Most tokens one message may have.
+    temperature, top_p
+        Sampling; ``temperature=0`` decodes greedily.
+    name
+        Label in records (default: the model's name).
+    reuse_kv
+        Keep each dialogue's KV cache between turns (same output, less prefill).
+
+    Examples
+    --------
+    >>> import negolens
+    >>> from negolens.agents.rule_agent import RuleAgent
+    >>> model = negolens.load("smollm2-135m-instruct")  # doctest: +SKIP
+    >>> buyer = LLMAgent(model, "buyer", personality="aggressive")  # doctest: +SKIP
+    >>> seller = RuleAgent("seller")
+    """
+
     model: object  # a negolens NegoModel
     role: str
     personality: str = "fair"
@@ -42,6 +74,7 @@ class LLMAgent:
         )
 
     def config(self) -> dict:
+        """The agent's settings as a JSON-ready dict (stored with every record)."""
         return {
             "kind": "llm", "model": self.name, "role": self.role, "personality": self.personality,
             "cot": self.cot, "persona": self.persona, "temperature": self.temperature,
@@ -49,12 +82,15 @@ class LLMAgent:
         }
 
     def system_prompt(self, neg: Negotiation) -> str:
+        """This agent's system prompt for ``neg``'s scenario (see :func:`~negolens.agents.prompts.system_prompt`)."""
         return system_prompt(neg.scenario, self.role, self.personality, self.persona, self.cot)
 
     def messages(self, neg: Negotiation) -> list[Turn]:
+        """The chat the model reads next: system prompt plus the dialogue from this agent's side."""
         return view_messages(self.system_prompt(neg), self.role, [(t.role, t.public_text()) for t in neg.turns])
 
     def act_batch(self, negs: list[Negotiation], seeds: list[int]) -> list[Move]:
+        """Decode this agent's next move in every dialogue of ``negs`` at once (one seed each)."""
         requests = [
             Request(self.model.render(self.messages(n), add_generation_prompt=True).input_ids,
                     n.legal_acts(self.role), seed=seed, cot=self.cot, key=f"{id(n)}")

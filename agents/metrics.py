@@ -47,6 +47,24 @@ def _prices(turns: list[dict], role: str) -> list[float]:
 
 
 def rlvr_reward(deal_price: float | None, budget: float, cost: float, overshoot: bool, failed: bool) -> float:
+    """The RLVR buyer reward in [−1, 1]: the share of the budget–cost gap the buyer kept.
+
+    Parameters
+    ----------
+    deal_price
+        Deal price in dollars, ``None`` without a deal (reward 0).
+    budget, cost
+        The buyer's budget and the seller's cost, in dollars.
+    overshoot, failed
+        The buyer offered above budget / caused a protocol failure (reward −1).
+
+    Examples
+    --------
+    >>> rlvr_reward(280.0, budget=315.0, cost=227.5, overshoot=False, failed=False)   # 35 / 87.5
+    0.4
+    >>> rlvr_reward(None, 315.0, 227.5, overshoot=True, failed=False)
+    -1.0
+    """
     if overshoot or failed:
         return -1.0
     if deal_price is None:
@@ -55,7 +73,33 @@ def rlvr_reward(deal_price: float | None, budget: float, cost: float, overshoot:
 
 
 def dialogue_metrics(rec: dict) -> dict:
-    """Every metric for one finished dialogue record (``None`` where undefined)."""
+    """Every metric for one finished dialogue record (``None`` where undefined).
+
+    Parameters
+    ----------
+    rec
+        A dialogue record as the runner writes it (:meth:`Negotiation.to_record
+        <negolens.agents.protocol.Negotiation.to_record>`).
+
+    Returns
+    -------
+    dict
+        Metric name → value; the module docstring defines each one. Ratios are fractions of
+        the list price, ``length`` is in turns, ``deal``/``overshoot`` are 0/1.
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> from negolens.agents.protocol import Act, Move, Negotiation
+    >>> neg = Negotiation(builtin_scenarios()[0])   # list $350; targets: buyer $262.50, seller $350
+    >>> _ = neg.apply(Move("How about $280?", Act.OFFER, 280.0))
+    >>> _ = neg.apply(Move("Deal.", Act.ACCEPT))
+    >>> m = dialogue_metrics(neg.to_record())
+    >>> m["deal"], m["bargained_ratio"], m["position"], m["reward"]
+    (1.0, 0.8, 0.2, 0.4)
+    >>> m["concession_rate_buyer"] is None   # one buyer price: no step to measure
+    True
+    """
     s, turns = rec["scenario"], rec["turns"]
     L, P = s["list_price"], rec.get("deal_price")
     deal = rec["outcome"] == "deal"
@@ -88,7 +132,36 @@ def dialogue_metrics(rec: dict) -> dict:
 
 
 def summarize(records: list[dict], metrics: list[str] | None = None, seed: int = 0) -> pd.DataFrame:
-    """One row per metric: mean, 95% CI, n (defined), undefined."""
+    """One row per metric: mean, 95% CI, n (defined), undefined.
+
+    Parameters
+    ----------
+    records
+        Dialogue records (a stored ``"metrics"`` entry is used when present).
+    metrics
+        Which metrics, in order (default: all of :func:`dialogue_metrics`).
+    seed
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``metric``, ``mean`` (over the dialogues where it is defined), ``ci_low`` /
+        ``ci_high`` (percentile bootstrap 95% CI of that mean), ``n`` (dialogues where it is
+        defined) and ``undefined`` (dialogues where it is not, e.g. ``position`` without a deal).
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> from negolens.agents.protocol import Act, Move, Negotiation
+    >>> deal, walk = Negotiation(builtin_scenarios()[0]), Negotiation(builtin_scenarios()[0])
+    >>> _ = deal.apply(Move("How about $280?", Act.OFFER, 280.0)), deal.apply(Move("Deal.", Act.ACCEPT))
+    >>> _ = walk.apply(Move("Bye.", Act.QUIT))
+    >>> summarize([deal.to_record(), walk.to_record()], metrics=["deal", "position"])
+         metric  mean  ci_low  ci_high  n  undefined
+    0      deal   0.5     0.0      1.0  2          0
+    1  position   0.2     0.2      0.2  1          1
+    """
     per = [r.get("metrics") or dialogue_metrics(r) for r in records]
     names = metrics or (list(per[0]) if per else [])
     rows = []

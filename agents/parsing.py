@@ -14,8 +14,9 @@ The rules, in order:
    if none follows a cue, the last remaining mention; if every mention was quoted back, the
    first mention when the utterance accepts or agrees (e.g. "$200 works"), else ``None``.
 
-Measured on the labelled Craigslist dev split in the README (exact match on turns with a
-labelled price, false positives on turns without).
+:func:`negolens.agents.price_accuracy.price_parser_accuracy` measures the parser on labelled
+Craigslist dialogues (exact match on turns with a labelled price, false positives on turns
+without).
 """
 
 from __future__ import annotations
@@ -57,7 +58,29 @@ def _quoted(text: str, m: PriceMention) -> bool:
 
 
 def extract_price(utterance: str) -> float | None:
-    """The price the speaker proposes in ``utterance``, or ``None`` if it proposes none."""
+    """The price the speaker proposes in ``utterance``, or ``None`` if it proposes none.
+
+    Parameters
+    ----------
+    utterance
+        One message of free text.
+
+    Returns
+    -------
+    float or None
+        The proposed price in dollars (``"1.2k"`` → 1200.0).
+
+    Examples
+    --------
+    >>> extract_price("$49 is too low, I can do $55")
+    55.0
+    >>> extract_price("I bought it new for $350, but I'll let it go at $200")
+    200.0
+    >>> extract_price("It has 42,000 miles and is a 2009 Toyota.") is None
+    True
+    >>> extract_price("$200 works for me")   # only a quoted price, but the speaker agrees
+    200.0
+    """
     if not utterance:
         return None
     mentions = find_prices(utterance)
@@ -81,6 +104,15 @@ def infer_act(text: str, facing: float | None, first: bool = False):
     agreement words while facing a price → ``accept`` at that price; a question → ``inquire``;
     an opening greeting → ``greet``; anything else → ``inform``. Used to put human turns
     (Craigslist) into the protocol's format and to read a person's chat lines.
+
+    Examples
+    --------
+    >>> infer_act("Would you take $120?", facing=None)
+    (<Act.OFFER: 'offer'>, 120.0)
+    >>> infer_act("Deal, sounds good.", facing=150.0)
+    (<Act.ACCEPT: 'accept'>, 150.0)
+    >>> infer_act("Is it still available?", facing=None)
+    (<Act.INQUIRE: 'inquire'>, None)
     """
     from negolens.agents.protocol import Act
 

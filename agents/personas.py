@@ -35,12 +35,14 @@ PERSONA_PROMPTS = {
 
 
 def check_personality(name: str) -> str:
+    """Return ``name`` if it is a known personality; raise ``ValueError`` naming the choices."""
     if name not in PERSONALITIES:
         raise ValueError(f"unknown personality {name!r}; use one of {sorted(PERSONALITIES)}")
     return name
 
 
 def check_persona(name: str | None) -> str | None:
+    """Return ``name`` if it is ``None`` or a known seller persona; raise ``ValueError`` otherwise."""
     if name is not None and name not in SELLER_PERSONAS:
         raise ValueError(f"unknown seller persona {name!r}; use one of {SELLER_PERSONAS}")
     return name

@@ -21,6 +21,15 @@ COT = " First think privately on one line that starts with THOUGHT: — the {oth
 
 
 def system_prompt(s: Scenario, role: str, personality: str = "fair", persona: str | None = None, cot: bool = False) -> str:
+    """The system prompt of ``role`` in scenario ``s``: role, personality, optional persona,
+    message format (with the ``THOUGHT:`` line when ``cot``), the item and the role's OWN limits.
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> print(system_prompt(builtin_scenarios()[0], "buyer").splitlines()[-1])
+    Private (the seller does not know this): Your budget is $315: never pay more. Aim for $262.50 or less.
+    """
     them = other(role)
     if role == "buyer":
         private = (f"Your budget is {format_price(s.buyer_budget)}: never pay more. "
@@ -42,7 +51,13 @@ def system_prompt(s: Scenario, role: str, personality: str = "fair", persona: st
 
 def view_messages(system: str, role: str, turns: list[tuple[str, str]]) -> list[Turn]:
     """Chat turns from ``role``'s point of view: its own turns are ``assistant``, the other's
-    ``user``; ``turns`` are (speaker role, public text). A kick-off line precedes an opening move."""
+    ``user``; ``turns`` are (speaker role, public text). A kick-off line precedes an opening move.
+
+    Examples
+    --------
+    >>> [t.role for t in view_messages("SYS", "seller", [("buyer", "Hi! $200?"), ("seller", "No.")])]
+    ['system', 'user', 'assistant']
+    """
     out = [Turn("system", system)]
     if not turns or turns[0][0] == role:
         out.append(Turn("user", f"Write your first message to the {other(role)}."))

@@ -27,6 +27,8 @@ ROLES = ("buyer", "seller")
 
 
 class Act(str, Enum):
+    """A protocol act. The value is what the ``ACTION:`` line says (``Act("offer")``)."""
+
     OFFER = "offer"
     COUNTER = "counter"
     ACCEPT = "accept"
@@ -43,15 +45,31 @@ MAX_PRICE_FACTOR = 100.0  # a price above 100 × list is absurd, not an offer
 
 
 def other(role: str) -> str:
+    """The counterpart of ``role``: ``other("buyer") == "seller"`` and vice versa."""
     return "seller" if role == "buyer" else "buyer"
 
 
 def format_price(price: float) -> str:
+    """A price as the dialogue writes it: dollars, thousands separators, cents only if any.
+
+    Examples
+    --------
+    >>> format_price(1250), format_price(7.5)
+    ('$1,250', '$7.50')
+    """
     return f"${price:,.0f}" if float(price).is_integer() else f"${price:,.2f}"
 
 
 def format_action(act: Act | None, price: float | None = None) -> str:
-    """The public action line: ``ACTION: offer $250``."""
+    """The public action line: ``ACTION: offer $250``.
+
+    Examples
+    --------
+    >>> format_action(Act.OFFER, 250)
+    'ACTION: offer $250'
+    >>> format_action(Act.ACCEPT), format_action(None)
+    ('ACTION: accept', 'ACTION: none')
+    """
     if act is None:
         return "ACTION: none"
     return f"ACTION: {act.value} {format_price(price)}" if act in PRICE_ACTS and price is not None else f"ACTION: {act.value}"
@@ -72,6 +90,15 @@ class Move:
 
 @dataclass
 class TurnRecord:
+    """One turn as the environment recorded it (the unit of a transcript).
+
+    ``act`` is the act's string value; ``price`` is in dollars (for ``accept``, the accepted
+    standing price); ``blocked`` names the guard that stopped the move (``"below_cost"``,
+    ``"over_budget"``); ``overshoot`` marks a buyer price above budget; ``failure`` names a
+    protocol failure (``"no_action"``, ``"illegal_accept"``, ``"missing_price"`` …);
+    ``prompt_tokens`` / ``new_tokens`` count the tokens the agent read and wrote.
+    """
+
     index: int
     role: str
     utterance: str
@@ -95,6 +122,12 @@ class TurnRecord:
 
 @dataclass
 class Guards:
+    """The environment's hard limits (see the module docstring).
+
+    ``regulated_seller``: block seller prices below cost. ``budget_guard``: ``"record"`` marks
+    a buyer price above budget as an overshoot; ``"block"`` also blocks it.
+    """
+
     regulated_seller: bool = True
     budget_guard: str = "record"  # "record" | "block"
 
@@ -105,7 +138,22 @@ class Guards:
 
 @dataclass
 class Negotiation:
-    """State of one dialogue. ``apply`` is the only way it changes."""
+    """State of one dialogue. ``apply`` is the only way it changes.
+
+    ``standing`` is the ``(role, price)`` of the offer on the table; ``outcome`` is ``"deal"``,
+    ``"quit"``, ``"turn_limit"`` or ``"protocol_failure"`` once the dialogue ends.
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> neg = Negotiation(builtin_scenarios()[0], max_turns=6)   # a bike listed at $350
+    >>> neg.apply(Move("How about $250?", Act.OFFER, 250.0)).public_text().splitlines()
+    ['How about $250?', 'ACTION: offer $250']
+    >>> neg.apply(Move("Deal.", Act.ACCEPT)).price
+    250.0
+    >>> neg.outcome, neg.deal_price
+    ('deal', 250.0)
+    """
 
     scenario: Scenario
     max_turns: int = 12
@@ -119,10 +167,12 @@ class Negotiation:
 
     @property
     def done(self) -> bool:
+        """Whether the dialogue has ended (``outcome`` is set)."""
         return self.outcome is not None
 
     @property
     def to_move(self) -> str:
+        """The role whose turn it is (roles alternate, starting with ``first``)."""
         return self.first if len(self.turns) % 2 == 0 else other(self.first)
 
     def legal_acts(self, role: str) -> list[Act]:
@@ -148,19 +198,15 @@ class Negotiation:
         if rec.failure:
             self.outcome, self.failed_by = "protocol_failure", role
             return rec
-        s = self.scenario
         if move.act in PRICE_ACTS:
-            self._price_move(rec, role, move.price)
-        elif move.act is Act.ACCEPT:
-            price = self.standing[1]
-            rec.price = price
-            if role == "seller" and self.guards.regulated_seller and price < s.seller_cost:
-                rec.blocked = "below_cost"
-            elif role == "buyer" and price > s.buyer_budget:
-                rec.overshoot = True
-                rec.blocked = "over_budget" if self.guards.budget_guard == "block" else None
+            self._guard(rec, role, move.price)
             if not rec.blocked:
-                self.outcome, self.deal_price = "deal", price
+                self.standing = (role, move.price)
+        elif move.act is Act.ACCEPT:
+            rec.price = self.standing[1]
+            self._guard(rec, role, rec.price)
+            if not rec.blocked:
+                self.outcome, self.deal_price = "deal", rec.price
         elif move.act is Act.REJECT:
             self.standing = None
         elif move.act is Act.QUIT:
@@ -169,7 +215,8 @@ class Negotiation:
             self.outcome = "turn_limit"
         return rec
 
-    def _price_move(self, rec: TurnRecord, role: str, price: float) -> None:
+    def _guard(self, rec: TurnRecord, role: str, price: float) -> None:
+        """Apply the guards to ``role`` offering or accepting ``price``: set ``rec.blocked`` / ``rec.overshoot``."""
         s = self.scenario
         if role == "seller" and self.guards.regulated_seller and price < s.seller_cost:
             rec.blocked = "below_cost"
@@ -177,8 +224,6 @@ class Negotiation:
             rec.overshoot = True
             if self.guards.budget_guard == "block":
                 rec.blocked = "over_budget"
-        if not rec.blocked:
-            self.standing = (role, price)
 
     def _invalid(self, role: str, move: Move) -> str | None:
         if move.act is None:
@@ -194,6 +239,11 @@ class Negotiation:
         return None
 
     def to_record(self) -> dict:
+        """The dialogue as a JSON-ready dict: scenario, settings, turns and outcome.
+
+        This is the record the runner writes and :func:`~negolens.agents.metrics.dialogue_metrics`
+        reads.
+        """
         return {
             "scenario": self.scenario.to_dict(),
             "max_turns": self.max_turns,

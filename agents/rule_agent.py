@@ -16,6 +16,33 @@ from negolens.agents.protocol import Act, Move, Negotiation, format_price
 
 @dataclass
 class RuleAgent:
+    """A deterministic rule-based buyer or seller (see the module docstring for the rule).
+
+    Parameters
+    ----------
+    role
+        ``"buyer"`` or ``"seller"``.
+    personality
+        ``"aggressive"`` (far anchor, late concessions), ``"fair"`` or ``"passive"``.
+    persona
+        Seller only: ``"begging"``, ``"insulting"``, ``"unyielding"`` (never goes below its
+        target) or ``"injection"`` (tells the buyer to ignore its instructions).
+    name
+        Label in records.
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> from negolens.agents.protocol import Negotiation
+    >>> neg = Negotiation(builtin_scenarios()[0], max_turns=6)   # list $350, buyer target $262.50
+    >>> buyer, seller = RuleAgent("buyer"), RuleAgent("seller")
+    >>> buyer.act(neg)
+    Move(utterance='I can offer $249.38 for it.', act=<Act.OFFER: 'offer'>, price=249.38, ...)
+    >>> rec = neg.apply(buyer.act(neg))
+    >>> seller.act(neg).price   # the seller's first counter, in dollars
+    325.5
+    """
+
     role: str
     personality: str = "fair"
     persona: str | None = None  # seller personas: begging | insulting | unyielding | injection
@@ -28,10 +55,13 @@ class RuleAgent:
             raise ValueError("personas are seller personas; use them with --seller")
 
     def config(self) -> dict:
+        """The agent's settings as a JSON-ready dict (stored with every record)."""
         return {"kind": "rule", "role": self.role, "personality": self.personality, "persona": self.persona}
 
     def limits(self, neg: Negotiation) -> tuple[float, float]:
-        """(anchor, bottom line) for this scenario."""
+        """(anchor, bottom line) in dollars for this scenario: the opening price and the worst
+        price the agent will still accept (buyer: its budget; seller: its cost, or its target
+        when unyielding)."""
         s, style = neg.scenario, RULE_STYLE[self.personality]
         if self.role == "buyer":
             bottom = s.buyer_budget
@@ -41,12 +71,15 @@ class RuleAgent:
         return s.seller_target, bottom
 
     def next_price(self, neg: Negotiation) -> float:
+        """The price (dollars, rounded to cents) this agent would offer at the current turn."""
         anchor, bottom = self.limits(neg)
         t = min(1.0, len(neg.turns) / max(1, neg.max_turns - 1))
         beta = RULE_STYLE[self.personality]["beta"]
         return round(anchor + (bottom - anchor) * t**beta, 2)
 
     def act(self, neg: Negotiation) -> Move:
+        """The next move: accept the standing offer if it is at least as good as the next own
+        price (or, in the last two turns, within the bottom line); otherwise offer or counter."""
         mine = self.next_price(neg)
         facing = neg.standing if neg.standing and neg.standing[0] != self.role else None
         last_chance = len(neg.turns) >= neg.max_turns - 2

@@ -23,23 +23,34 @@ from tqdm.auto import tqdm
 from negolens.agents.metrics import dialogue_metrics
 from negolens.agents.protocol import Guards, Move, Negotiation
 from negolens.agents.scenarios import Scenario
+from negolens.config import option
 
 
 @dataclass
 class RunConfig:
-    max_turns: int = 12
-    first: str = "buyer"
-    seed: int = 0
-    batch_size: int = 16
-    regulated_seller: bool = True
-    budget_guard: str = "record"  # record | block
+    """How negotiations are run (the scenarios and agents are passed separately).
+
+    Examples
+    --------
+    >>> RunConfig(max_turns=6).max_turns
+    6
+    """
+
+    max_turns: int = option(12, "turn limit (AgreeMate 15, RLVR 6)")
+    first: str = option("buyer", "who speaks first: buyer | seller")
+    seed: int = option(0, "run seed: sampling seeds derive from (seed, dialogue id, turn)")
+    batch_size: int = option(16, "dialogues decoded together")
+    regulated_seller: bool = option(True, "the seller may not accept or offer below its cost")
+    budget_guard: str = option("record", "buyer offers above budget: record (allowed, counted) | block")
 
 
 def dialogue_id(scenario: Scenario, index: int) -> str:
+    """The id of the ``index``-th dialogue of a run, on ``scenario`` (``00003-cb-test-17``)."""
     return f"{index:05d}-{scenario.id}"
 
 
 def turn_seed(run_seed: int, did: str, turn: int) -> int:
+    """Sampling seed of one turn: independent of the batch the dialogue ran in."""
     return int(hashlib.sha256(f"{run_seed}|{did}|{turn}".encode()).hexdigest()[:8], 16)
 
 

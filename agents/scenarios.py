@@ -12,7 +12,9 @@ Three sources, one record type (:class:`Scenario`):
   deterministic hash of title, file and index.
 * ``builtin`` — 36 items written for negolens, so everything runs with no data directory.
 
-Data paths are configurable (:func:`negolens.paths.data_dir`); nothing is copied into the repo.
+Train and held-out scenarios of every source come from :func:`split_scenarios`, so a trained
+agent is never evaluated on what it trained on. Data paths are configurable
+(:func:`negolens.paths.data_dir`); nothing is copied into the repo.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from pathlib import Path
 from negolens.errors import DataNotFoundError, NegolensError
 from negolens.paths import data_dir
 
+__all__ = ["Scenario", "SOURCES", "SPLITS", "load_scenarios", "split_scenarios", "load_craigslist", "load_amazon",
+           "parse_money"]
+
 SOURCES = ("craigslist", "amazon", "builtin")
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -45,21 +51,19 @@ class Scenario:
     buyer_budget: float
     seller_cost: float
 
-    @property
-    def mutual_interest(self) -> bool:
-        """A deal inside both limits exists."""
-        return self.buyer_budget > self.seller_cost
-
     def to_dict(self) -> dict:
+        """The scenario as a plain dict (the form dialogue records store)."""
         return asdict(self)
 
 
 def _split_of(key: str, test_fraction: float = 0.2) -> str:
+    """``"test"`` for about ``test_fraction`` of keys, else ``"train"`` (a stable hash, no RNG)."""
     bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "test" if bucket < test_fraction else "train"
 
 
 def parse_money(text: str) -> float:
+    """A price string such as ``"$1,299.00"`` as a float."""
     return float(str(text).replace("$", "").replace(",", "").strip())
 
 
@@ -139,9 +143,33 @@ def load_amazon(folder: str | Path, split: str = "train") -> list[Scenario]:
 def load_scenarios(
     source: str, n: int | None = None, *, data: str | Path | None = None, split: str = "test", seed: int = 0
 ) -> list[Scenario]:
-    """``n`` scenarios from a source (sampled with ``seed`` when fewer than all are asked for).
+    """Scenarios from a source: all of them, or ``n`` sampled with ``seed``.
 
-    ``craigslist``: ``split="test"`` reads test.jsonl, ``"dev"`` validation_dev.jsonl.
+    Parameters
+    ----------
+    source : str
+        ``builtin`` (no data needed), ``craigslist`` or ``amazon`` (read from the data directory).
+    n : int, optional
+        How many; ``None`` or more than there are: all, in file order.
+    data : str or Path, optional
+        The data directory holding ``craigslist_bargains/`` and ``amazon_history_price/``
+        (default: :func:`negolens.paths.data_dir`).
+    split : str
+        ``craigslist``: ``test`` reads test.jsonl, ``dev`` validation_dev.jsonl.
+        ``amazon``: ``train``, ``test`` or ``all``. Ignored for ``builtin``; for a train/test
+        pair of any source use :func:`split_scenarios`.
+    seed : int
+        Seed of the sample when ``n`` is given.
+
+    Returns
+    -------
+    list of Scenario
+
+    Examples
+    --------
+    >>> items = load_scenarios("builtin", 8, seed=0)
+    >>> len(items), items[0].source
+    (8, 'builtin')
     """
     if source == "builtin":
         from negolens.agents.builtin import builtin_scenarios
@@ -164,3 +192,50 @@ def load_scenarios(
     if n is not None and n < len(items):
         items = random.Random(seed).sample(items, n)
     return items
+
+
+def split_scenarios(
+    source: str, split: str, n: int | None = None, *, data: str | Path | None = None, seed: int = 0
+) -> list[Scenario]:
+    """Training or held-out scenarios of a source, disjoint by construction.
+
+    Training (GRPO) draws from ``split="train"`` and the before/after evaluation from
+    ``split="test"``, so a trained agent is always judged on scenarios it never played.
+
+    Parameters
+    ----------
+    source : str
+        ``amazon``: AmazonHistoryPrice's own 80/20 split (a hash of title, file and index).
+        ``builtin``: a hashed 80/20 split of the built-in scenario ids.
+        ``craigslist``: the SFT convention, ``train`` is test.jsonl and ``test`` is
+        validation_dev.jsonl (Craigslist Bargains ships no other labelled files here).
+    split : str
+        ``train`` or ``test``.
+    n : int, optional
+        Sample this many (seeded); ``None`` or more than there are: all, in file order.
+    data : str or Path, optional
+        The data directory (see :func:`negolens.paths.data_dir`); unused for ``builtin``.
+    seed : int
+        Seed of the sample when ``n`` is given.
+
+    Returns
+    -------
+    list of Scenario
+
+    Examples
+    --------
+    >>> train = split_scenarios("builtin", "train")
+    >>> test = split_scenarios("builtin", "test")
+    >>> {s.id for s in train}.isdisjoint(s.id for s in test)
+    True
+    >>> len(split_scenarios("builtin", "test", n=3, seed=1))
+    3
+    """
+    if split not in SPLITS:
+        raise NegolensError(f"split must be one of {SPLITS}, not {split!r}")
+    if source == "craigslist":
+        return load_scenarios(source, n, data=data, split={"train": "test", "test": "dev"}[split], seed=seed)
+    if source != "builtin":
+        return load_scenarios(source, n, data=data, split=split, seed=seed)
+    items = [s for s in load_scenarios("builtin") if _split_of(s.id) == split]
+    return items if n is None or n >= len(items) else random.Random(seed).sample(items, n)

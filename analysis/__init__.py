@@ -1,12 +1,27 @@
 """negolens.analysis — intervenes: head ablation, activation patching, steering, statistics.
 
-May import every layer below it; never figures.
+May import every layer below it; never figures. Models are addressed through their site table
+(:mod:`negolens.sites`) and changed through :mod:`negolens.interventions`.
 
 >>> from negolens.analysis import sweep_heads, decision_points  # doctest: +SKIP
 >>> table = sweep_heads(model, decision_points(model, transcripts), "accept", kind="mean")  # doctest: +SKIP
+>>> result = run_ablation(model, transcripts, AblationConfig.quick(metric="offer"))  # doctest: +SKIP
+>>> result.tables()["top_heads"]  # doctest: +SKIP
 """
 
-from negolens.analysis.decisions import decision_points
-from negolens.analysis.sweep import sweep_heads
+from negolens.analysis.ablation import ABLATION_KINDS, ablated, reference_means
+from negolens.analysis.behaviour import greedy_offer, offer_effects, offer_sweep, rerun, steer, steering_curve
+from negolens.analysis.decisions import DecisionPoint, decision_points
+from negolens.analysis.experiment import AblationConfig, AblationResult, logit_diff_values, run_ablation, top_heads
+from negolens.analysis.partial import CleanForward
+from negolens.analysis.patching import budget_pairs, patch_heads
+from negolens.analysis.sweep import (LogitDiff, attribution, effects_fast, effects_naive, layer_effects,
+                                     summarize_effects, sweep_heads)
 
-__all__ = ["decision_points", "sweep_heads"]
+__all__ = [
+    "decision_points", "DecisionPoint", "sweep_heads", "run_ablation", "AblationConfig", "AblationResult",
+    "patch_heads", "budget_pairs", "steering_curve", "steer", "rerun", "greedy_offer", "offer_effects",
+    "offer_sweep", "LogitDiff", "logit_diff_values", "reference_means", "ablated", "ABLATION_KINDS",
+    "layer_effects", "attribution", "effects_fast", "effects_naive", "summarize_effects", "top_heads",
+    "CleanForward",
+]

@@ -19,20 +19,50 @@ import numpy as np
 import pandas as pd
 import torch
 
+from negolens.agents.decoding import digit_tokens, token_pieces
 from negolens.analysis.ablation import ablated
+from negolens.interventions import Intervention, intervene
+
+__all__ = ["MAX_DIGITS", "greedy_offer", "offer_effects", "offer_sweep", "rerun", "steer", "steering_curve"]
 
 MAX_DIGITS = 7
+"""Most digits :func:`greedy_offer` writes."""
 
 
 @torch.inference_mode()
 def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
-    """log(greedy digit-constrained price / list price) per point (NaN if no digit or 0).
+    """log(greedy digit-constrained price / list price) per ``offer`` decision point.
 
-    One prefill per batch, then one cached step per digit (the prompt is not re-read).
+    One prefill per batch, then one cached step per digit (the prompt is not re-read). The
+    number ends where the model prefers its end-of-turn token to every digit.
+
+    Parameters
+    ----------
+    model
+        A :class:`negolens.hooked.NegoModel` (interventions active around the call apply).
+    points
+        Decision points with the ``offer`` metric (prompt ends in ``ACTION: offer $``).
+    batch_size
+        Points per forward.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per point; NaN where no digit was written or the price is 0.
+
+    Examples
+    --------
+    >>> import tempfile, negolens
+    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.analysis import decision_points
+    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
+    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> points = decision_points(model, load_transcripts("craigslist-dev"), "buyer", "offer", limit=4)  # doctest: +SKIP
+    >>> greedy_offer(model, points)  # doctest: +SKIP
     """
     tok = model.tokenizer
-    pieces = tok.batch_decode([[i] for i in range(len(tok))])
-    digits = torch.tensor([i for i, p in enumerate(pieces) if p.isdigit()])
+    pieces = token_pieces(tok)
+    digits = digit_tokens(tok, pieces)
     out = np.full(len(points), np.nan)
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
@@ -66,13 +96,18 @@ def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
 
 
 def offer_effects(model, points, heads, batch_size: int = 8, progress: bool = False) -> np.ndarray:
-    """Per point and head: change of the log offer ratio when the head is zero-ablated. [n, len(heads)]."""
+    """Per point and head: change of :func:`greedy_offer` when the head is zero-ablated.
+
+    Returns ``[n_points, len(heads)]``; feed it through
+    :func:`~negolens.analysis.sweep.summarize_effects` (as ``run_ablation`` does) for statistics.
+    """
     from tqdm.auto import tqdm
 
-    from negolens.analysis.sweep import sdpa
+    from negolens.analysis.sweep import check_points, sdpa
 
+    check_points(points)
     out = np.zeros((len(points), len(heads)))
-    with sdpa(model):  # no patterns needed: SDPA attention, ~1.6× faster than eager here
+    with sdpa(model):  # no patterns needed: SDPA attention is faster than eager
         clean = greedy_offer(model, points, batch_size)
         for j, head in enumerate(tqdm(heads, desc="offer sweep", disable=not progress)):
             with ablated(model, [head]):
@@ -80,26 +115,49 @@ def offer_effects(model, points, heads, batch_size: int = 8, progress: bool = Fa
     return out
 
 
+def offer_sweep(model, points, heads=None, batch_size: int = 8, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Zero-ablate each head (default: every head) and summarise its effect on the next offer.
+
+    The statistics of :func:`offer_effects` per head — the columns of
+    :func:`~negolens.analysis.sweep.summarize_effects` (effect = mean Δ log(greedy next offer /
+    list price)), one row per head in ``heads``.
+    """
+    from negolens.analysis.sweep import summarize_effects
+
+    L, H = model.shape.n_layers, model.shape.n_heads
+    heads = list(heads) if heads is not None else [(l, h) for l in range(L) for h in range(H)]
+    eff = offer_effects(model, points, heads, batch_size, progress=progress)
+    full = np.full((len(points), L, H), np.nan)
+    for j, (l, h) in enumerate(heads):
+        full[:, l, h] = eff[:, j]
+    return summarize_effects(full, seed=seed)
+
+
 @contextmanager
 def steer(model, layer: int, direction, alpha: float):
-    """Add ``alpha`` × unit ``direction`` to the output of decoder layer ``layer`` (resid_post)."""
-    vec = torch.as_tensor(np.asarray(direction), dtype=model.dtype)
-    vec = vec / vec.norm()
+    """Add ``alpha`` × unit ``direction`` to the residual stream after ``layer`` (resid_post),
+    at every position, for every forward inside the block.
 
-    def hook(module, args, output):
-        if isinstance(output, tuple):
-            return (output[0] + alpha * vec, *output[1:])
-        return output + alpha * vec
-
-    handle = model.hf.model.layers[layer].register_forward_hook(hook)
-    try:
+    Examples
+    --------
+    >>> import tempfile, negolens, numpy as np
+    >>> from negolens.testing import tiny_model_dir
+    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> with steer(model, 1, np.ones(64), alpha=4.0):
+    ...     logits = model.logits(model.batch([[5, 6, 7]]))
+    """
+    vec = torch.as_tensor(np.asarray(direction), dtype=torch.float32)
+    vec = (vec / vec.norm()).to(model.dtype)
+    with intervene(model, Intervention("resid_post", layer, kind="add", value=vec, alpha=float(alpha))):
         yield
-    finally:
-        handle.remove()
 
 
 def steering_curve(model, points, metric_fn, layer: int, direction, alphas) -> pd.DataFrame:
-    """Metric (mean over points, with per-point values) for each steering strength."""
+    """Metric for each steering strength: mean over points with a bootstrap CI.
+
+    ``metric_fn(model, points)`` returns one value per point (NaN skipped); it runs inside
+    :func:`steer` for each ``alpha``. Returns columns ``alpha, mean, ci_low, ci_high, n``.
+    """
     from negolens.stats import bootstrap_ci
 
     rows = []
@@ -114,7 +172,31 @@ def steering_curve(model, points, metric_fn, layer: int, direction, alphas) -> p
 
 
 def rerun(model, heads: list[tuple[int, int]], scenarios, seller, config, seed: int = 0, buyer_kwargs=None) -> pd.DataFrame:
-    """Negotiation metrics: intact vs ``heads`` ablated vs the same number of random heads ablated."""
+    """Negotiation metrics: intact vs ``heads`` ablated vs the same number of random heads ablated.
+
+    Parameters
+    ----------
+    model
+        The buyer's :class:`negolens.hooked.NegoModel`.
+    heads
+        (layer, head) pairs to zero-ablate.
+    scenarios
+        Scenarios to negotiate (e.g. ``builtin_scenarios()[:8]``).
+    seller
+        The counterpart agent (e.g. ``RuleAgent("seller")``).
+    config
+        The runner's ``RunConfig``.
+    seed
+        Seed of the random-heads control.
+    buyer_kwargs
+        Extra arguments of the buyer's ``LLMAgent``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The :func:`negolens.agents.metrics.summarize` table per ``condition`` (``intact``,
+        ``top heads ablated``, ``random heads ablated``), with the ablated ``heads``.
+    """
     from negolens.agents.llm_agent import LLMAgent
     from negolens.agents.metrics import summarize
     from negolens.agents.runner import run_negotiations

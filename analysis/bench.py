@@ -14,7 +14,10 @@ import time
 import numpy as np
 
 from negolens.analysis.decisions import decision_points
-from negolens.analysis.sweep import LogitDiff, attribution, effects_fast, effects_naive
+from negolens.analysis.sweep import LogitDiff, effects_fast, effects_naive, screen_heads
+from negolens.zoo import DEFAULT_MODEL
+
+__all__ = ["bench_ablation"]
 
 
 def _top(effects: np.ndarray, k: int = 10) -> set[tuple[int, int]]:
@@ -23,13 +26,13 @@ def _top(effects: np.ndarray, k: int = 10) -> set[tuple[int, int]]:
     return {(int(i // H), int(i % H)) for i in np.argsort(-mean, axis=None)[:k]}
 
 
-def bench_ablation(model: str = "smollm2-135m-instruct", seed: int = 0, n: int = 4, max_tokens: int = 384,
+def bench_ablation(model: str = DEFAULT_MODEL, seed: int = 0, n: int = 4, max_tokens: int = 384,
                    top_k: int = 10) -> dict:
-    from negolens.hooked import load
+    """Time the naive, fast and screened head sweeps on the same points; return a JSON-ready dict."""
     from negolens.agents.transcripts import load_transcripts
-    from negolens.zoo import ZOO
+    from negolens.hooked import load
 
-    nm = load(model, fetch=model in ZOO)
+    nm = load(model)
     points = decision_points(nm, load_transcripts("craigslist-dev"), "buyer", "accept", max_tokens=max_tokens, limit=n)
     metric = LogitDiff.accept_vs_counter(nm)
 
@@ -38,9 +41,7 @@ def bench_ablation(model: str = "smollm2-135m-instruct", seed: int = 0, n: int =
     t_fast = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    score = np.abs(attribution(nm, points, metric, batch_size=n).mean(axis=0))
-    H = score.shape[1]
-    picked = [(int(i // H), int(i % H)) for i in np.argsort(-score, axis=None)[: 3 * top_k]]
+    picked = screen_heads(nm, points, metric, 3 * top_k, batch_size=n)
     screened = effects_fast(nm, points, metric, heads=picked, batch_size=n, progress=False)
     t_screen = time.perf_counter() - t0
 

@@ -19,12 +19,17 @@ from dataclasses import dataclass
 
 from negolens.agents.prompts import system_prompt, view_messages
 from negolens.agents.scenarios import Scenario
+from negolens.errors import NegolensError
+
+__all__ = ["DecisionPoint", "PREFIX", "act_token", "decision_points"]
 
 PREFIX = {"accept": "\nACTION:", "offer": "\nACTION: offer $"}
 
 
 @dataclass
 class DecisionPoint:
+    """A teacher-forced prompt whose next token is ``role``'s decision at ``turn`` of ``transcript``."""
+
     ids: list[int]
     transcript: str
     turn: int
@@ -35,9 +40,41 @@ class DecisionPoint:
 
 def decision_points(model, transcripts, role: str = "buyer", metric: str = "accept", max_tokens: int = 512,
                     limit: int | None = None) -> list[DecisionPoint]:
-    """One point per (transcript, turn of ``role`` that faces a counterpart price)."""
+    """One point per (transcript, turn of ``role`` that faces a counterpart price).
+
+    Parameters
+    ----------
+    model
+        A :class:`negolens.hooked.NegoModel` (its chat template renders the prompts).
+    transcripts
+        :class:`negolens.agents.Transcript` objects (:func:`negolens.agents.load_transcripts`).
+    role
+        Whose decisions: ``buyer`` | ``seller``.
+    metric
+        ``accept`` (prompt ends in ``ACTION:``) | ``offer`` (ends in ``ACTION: offer $``).
+    max_tokens
+        Prompts longer than this are skipped.
+    limit
+        Stop after this many points.
+
+    Returns
+    -------
+    list[DecisionPoint]
+        Possibly empty (the sweeps then raise a clear error).
+
+    Examples
+    --------
+    >>> import tempfile, negolens
+    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
+    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> points = decision_points(model, load_transcripts("craigslist-dev"), "buyer", "accept", limit=8)  # doctest: +SKIP
+    >>> model.decode(points[0].ids[-3:])  # doctest: +SKIP
+    """
     if metric not in PREFIX:
-        raise ValueError(f"metric must be one of {sorted(PREFIX)}")
+        raise NegolensError(f"unknown metric {metric!r}; use one of {', '.join(PREFIX)}")
+    if role not in ("buyer", "seller"):
+        raise NegolensError(f"unknown role {role!r}; use buyer or seller")
     tok = model.tokenizer
     out = []
     for tr in transcripts:

@@ -6,8 +6,8 @@ A pair is the same decision point rendered two ways — e.g. the buyer's own bud
 (right-aligned: positions count back from the decision, so the shared dialogue lines up) and
 reports how much of the clean–corrupted metric gap it restores:
 ``(metric_patched − metric_corrupt) / (metric_clean − metric_corrupt)`` averaged over pairs.
-Layer patching replaces all heads of the layer at once. Uses the fast exact path of
-:mod:`negolens.analysis.sweep` (re-running only the layers after the patch).
+Layer patching replaces all heads of the layer at once. Uses the partial forwards of
+:mod:`negolens.analysis.partial` (re-running only the layers from the patch on).
 """
 
 from __future__ import annotations
@@ -19,11 +19,18 @@ import pandas as pd
 import torch
 
 from negolens.analysis.decisions import decision_points
-from negolens.analysis.sweep import LogitDiff, _Run
+from negolens.analysis.partial import CleanForward
+from negolens.analysis.sweep import _Run, as_metric
+from negolens.errors import NegolensError
+
+__all__ = ["budget_pairs", "patch_heads"]
 
 
 def budget_pairs(model, transcripts, role: str = "buyer", factor: float = 1.5, metric: str = "accept", **kw):
-    """(clean, corrupted) decision points: the same turns, the viewer's budget/target × ``factor``."""
+    """(clean, corrupted) decision points: the same turns, the viewer's budget/target × ``factor``.
+
+    Extra keywords (``max_tokens``, ``limit``) go to :func:`~negolens.analysis.decision_points`.
+    """
     from negolens.agents.transcripts import Transcript
 
     def scaled(tr):
@@ -41,38 +48,71 @@ def budget_pairs(model, transcripts, role: str = "buyer", factor: float = 1.5, m
 class _PatchRun(_Run):
     """A corrupted run whose replacement values are the clean run's z, right-aligned."""
 
+    @torch.inference_mode()
     def __init__(self, model, corrupt_points, clean_points, metric):
-        donor = _Run(model, clean_points, metric, "zero", None)
+        donor = CleanForward.record(model, model.batch([p.ids for p in clean_points]), metric.tokens())
         super().__init__(model, corrupt_points, metric, "zero", None)
+        self.kind = "patch"
         B, T = self.batch.input_ids.shape
         Tc = donor.batch.input_ids.shape[1]
         H, d = model.shape.n_heads, model.shape.d_head
-        self.donor_metric = donor.clean
+        self.donor_metric = metric(donor.logits)
         self.values = {}
-        for layer, z in self.z.items():
+        n = min(T, Tc)
+        real = (donor.batch.attention_mask[:, -n:].bool() & self.batch.attention_mask[:, -n:].bool())[..., None, None]
+        for layer, z in self.forward.z.items():
             mine = z.reshape(B, T, H, d).clone()
             theirs = donor.z[layer].reshape(B, Tc, H, d)
-            n = min(T, Tc)
-            real = donor.batch.attention_mask[:, -n:].bool()[..., None, None] & self.batch.attention_mask[:, -n:].bool()[..., None, None]
             mine[:, -n:] = torch.where(real, theirs[:, -n:], mine[:, -n:])
             self.values[layer] = mine
 
 
 def patch_heads(model, pairs, metric=None, layers_only: bool = False, batch_size: int = 4) -> pd.DataFrame:
-    """Fraction of the clean–corrupt gap restored per head (or per layer with ``layers_only``)."""
-    metric = metric or LogitDiff.accept_vs_counter(model)
+    """Fraction of the clean–corrupt gap restored by patching each head (or each whole layer).
+
+    Parameters
+    ----------
+    model
+        A :class:`negolens.hooked.NegoModel`.
+    pairs
+        (clean, corrupted) decision points, e.g. from :func:`budget_pairs`.
+    metric
+        A :class:`~negolens.analysis.sweep.LogitDiff`; default accept − counter.
+    layers_only
+        Patch all heads of a layer at once (one row per layer, ``head`` is None).
+    batch_size
+        Pairs per forward.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``layer, head, restored`` (mean patched − corrupt over mean gap), ``delta`` (mean patched −
+        corrupt), ``gap`` (mean clean − corrupt), ``n_pairs``.
+
+    Examples
+    --------
+    >>> import tempfile, negolens
+    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
+    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> pairs = budget_pairs(model, load_transcripts("craigslist-dev"), "buyer", factor=1.5, limit=8)  # doctest: +SKIP
+    >>> patch_heads(model, pairs, layers_only=True)  # doctest: +SKIP
+    """
+    if not pairs:
+        raise NegolensError("no (clean, corrupted) pairs to patch: budget_pairs found no decision points")
+    metric = as_metric(model, metric or "accept")
     L, H = model.shape.n_layers, model.shape.n_heads
     restored, gaps = [], []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
         run = _PatchRun(model, [c for _, c in chunk], [p for p, _ in chunk], metric)
-        gap = (run.donor_metric - run.clean).numpy()
+        gap = (run.donor_metric - run.clean).cpu().numpy()
         res = np.zeros((len(chunk), L, 1 if layers_only else H))
         for l in range(L):
-            if layers_only:
-                res[:, l, 0] = _layer_patch(run, l).numpy() - run.clean.numpy()
+            if layers_only:  # every head of the layer patched together, in one replica
+                res[:, l, 0] = (run.ablate(l, [list(range(H))])[0] - run.clean).cpu().numpy()
             else:
-                res[:, l] = (run.ablate(l, list(range(H))) - run.clean[None]).numpy().T
+                res[:, l] = (run.ablate(l, list(range(H))) - run.clean[None]).cpu().numpy().T
         restored.append(res)
         gaps.append(gap)
     res, gap = np.concatenate(restored), np.concatenate(gaps)
@@ -81,25 +121,3 @@ def patch_heads(model, pairs, metric=None, layers_only: bool = False, batch_size
              "delta": float(res[:, l, h].mean()), "gap": float(gap.mean()), "n_pairs": len(gap)}
             for l in range(L) for h in range(res.shape[2])]
     return pd.DataFrame(rows)
-
-
-@torch.inference_mode()
-def _layer_patch(run: _Run, layer: int) -> torch.Tensor:
-    """Metric with every head of ``layer`` patched at once."""
-    model, d, H = run.model, run.model.shape.d_head, run.model.shape.n_heads
-    B = run.batch.input_ids.shape[0]
-    from negolens.analysis.ablation import o_proj
-
-    def hook(module, args):
-        return (run.values[layer].reshape(B, -1, H * d).to(args[0].dtype),)
-
-    handle = o_proj(model, layer).register_forward_pre_hook(hook)
-    try:
-        h, _ = run.inputs[layer]
-        for i in range(layer, len(model.hf.model.layers)):
-            h = model.hf.model.layers[i](h, **run.inputs[i][1])
-            h = h[0] if isinstance(h, tuple) else h
-    finally:
-        handle.remove()
-    logits = model.hf.model.norm(h[:, -1]) @ model.hf.lm_head.weight[run.metric.tokens()].T
-    return run.metric(logits.float())

@@ -6,13 +6,13 @@ two-sided sign-flip permutation p-value and a Benjamini–Hochberg q-value.
 
 Three ways to compute it, same numbers (tested; ``negolens bench ablation`` measures them):
 
-* ``naive_sweep`` — one full TransformerLens ``run_with_hooks`` forward per head on ``hook_z``;
-* the exact fast sweep (default) — one clean forward records the residual stream entering each
+* :func:`effects_naive` — one full TransformerLens ``run_with_hooks`` forward per head on ``hook_z``;
+* :func:`effects_fast`, the exact fast sweep (default) — one clean forward records the residual stream entering each
   layer and the layer's own inputs (mask, rotary embeddings); ablating a head of layer L then
   re-runs only layers L…end, for ``group`` heads at once (the batch replicated, each replica
   ablating another head), with SDPA attention, and computes logits only at the decision
   position and only for the metric's tokens;
-* ``screen`` — attribution patching: one forward and one backward give, for every head,
+* ``screen_top`` (:func:`attribution`) — attribution patching: one forward and one backward give, for every head,
   gradient × (ablated − clean) activation, a first-order estimate of its effect; only the top-k
   are then ablated exactly.
 """
@@ -27,33 +27,67 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from negolens.analysis.ablation import CLASSES, o_proj, position_classes
+from negolens.analysis.ablation import check_kind, reference_means, replacement_values
 from negolens.analysis.decisions import act_token
+from negolens.analysis.partial import CleanForward
+from negolens.errors import NegolensError
+from negolens.interventions import Intervention, capture
 from negolens.stats import bh_qvalues, bootstrap_ci, sign_flip_pvalues
+
+__all__ = ["LogitDiff", "attribution", "effects_fast", "effects_naive", "layer_effects", "sdpa",
+           "summarize_effects", "sweep_heads"]
 
 
 @dataclass(frozen=True)
 class LogitDiff:
-    """metric = logit(plus) − logit(minus) at the decision position."""
+    """metric = logit(plus) − logit(minus) at the decision position.
+
+    Examples
+    --------
+    >>> import torch
+    >>> LogitDiff(plus=3, minus=7)(torch.tensor([[2.0, 0.5]]))
+    tensor([1.5000])
+    """
 
     plus: int
     minus: int
 
     @classmethod
     def accept_vs_counter(cls, model) -> "LogitDiff":
+        """logit(" accept") − logit(" counter"): how much the model prefers closing over countering."""
         return cls(act_token(model, "accept"), act_token(model, "counter"))
 
     def tokens(self) -> list[int]:
+        """The token ids whose logits the metric reads, in the order ``__call__`` expects."""
         return [self.plus, self.minus]
 
     def __call__(self, logits_sel: torch.Tensor) -> torch.Tensor:  # [..., 2] → [...]
+        """The metric from logits at :meth:`tokens` (last axis)."""
         return logits_sel[..., 0] - logits_sel[..., 1]
+
+
+def as_metric(model, metric) -> LogitDiff:
+    """``"accept"`` → :meth:`LogitDiff.accept_vs_counter`; a :class:`LogitDiff` as is."""
+    if isinstance(metric, str):
+        if metric != "accept":
+            raise NegolensError(f"unknown logit metric {metric!r}; use 'accept' or a LogitDiff "
+                                "(the 'offer' metric is measured by negolens.analysis.offer_effects)")
+        return LogitDiff.accept_vs_counter(model)
+    return metric
+
+
+def check_points(points) -> None:
+    """Raise a clear error when there are no decision points to compute statistics over."""
+    if not points:
+        raise NegolensError("no decision points: the transcripts hold no turn of this role that faces a "
+                            "counterpart price within max_tokens (use more transcripts, the other role, "
+                            "or a larger max_tokens)")
 
 
 @contextmanager
 def sdpa(model):
-    """Run the HF model with SDPA attention inside the block (patterns are not needed there;
-    ~1.6× faster than eager on these CPUs), restoring the previous implementation after."""
+    """Run the HF model with SDPA attention inside the block (patterns are not needed there and
+    SDPA is faster than eager on CPUs), restoring the previous implementation after."""
     before = model.hf.config._attn_implementation
     model.hf.set_attn_implementation("sdpa")
     try:
@@ -62,105 +96,98 @@ def sdpa(model):
         model.hf.set_attn_implementation(before)
 
 
-def _expand(v, B: int, k: int):
-    if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == B:
-        return v.repeat(k, *([1] * (v.dim() - 1)))
-    if isinstance(v, tuple):
-        return tuple(_expand(x, B, k) for x in v)
-    return v
-
-
 class _Run:
-    """One batch's clean forward, recorded for partial re-runs."""
+    """One batch's clean forward plus the replacement values of an ablation kind."""
 
     @torch.inference_mode()
     def __init__(self, model, points, metric, kind: str, means: torch.Tensor | None):
-        self.model, self.metric, self.kind = model, metric, kind
-        self.batch = model.batch([p.ids for p in points])
-        layers = model.hf.model.layers
-        self.inputs, self.z, handles = {}, {}, []
-        for i, layer in enumerate(layers):
-            handles.append(layer.register_forward_pre_hook(
-                lambda m, a, kw, i=i: self.inputs.__setitem__(i, (a[0] if a else kw["hidden_states"], kw)), with_kwargs=True))
-            handles.append(o_proj(model, i).register_forward_pre_hook(lambda m, a, i=i: self.z.__setitem__(i, a[0])))
-        try:
-            b = self.batch
-            out = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
-                           use_cache=False, logits_to_keep=1)
-        finally:
-            for h in handles:
-                h.remove()
-        self.clean = metric(out.logits[:, -1, metric.tokens()].float())
-        self.values = self._values(points, means) if kind != "zero" else None
-
-    def _values(self, points, means):
-        """Replacement z per layer: [L] of [B, T, H, d] (mean: by position class; resample: donor row)."""
-        B, T = self.batch.input_ids.shape
-        cls = torch.full((B, T), CLASSES.index("scaffold"), dtype=torch.long)
-        for r, p in enumerate(points):
-            cls[r, self.batch.pad[r]:] = position_classes(self.model, p.ids)
-        H, d = self.model.shape.n_heads, self.model.shape.d_head
-        out = {}
-        for layer, z in self.z.items():
-            mean = means[layer][cls].to(z.dtype)  # [B, T, H, d]
-            if self.kind == "mean":
-                out[layer] = mean
-            else:  # resample: the next point's own output, right-aligned; mean where the donor is padding
-                donor = z.reshape(B, T, H, d).roll(1, dims=0)
-                real = self.batch.attention_mask.roll(1, dims=0).bool()[..., None, None]
-                out[layer] = torch.where(real, donor, mean)
-        return out
+        self.model, self.metric, self.kind = model, metric, check_kind(kind)
+        self.forward = CleanForward.record(model, model.batch([p.ids for p in points]), metric.tokens())
+        self.batch = self.forward.batch
+        self.clean = metric(self.forward.logits)
+        self.values = None
+        if kind != "zero":
+            self.values = replacement_values(model, self.batch, points, self.forward.z, kind, means)
 
     @torch.inference_mode()
     def ablate(self, layer: int, heads: list) -> torch.Tensor:
         """Metric with each entry of ``heads`` (a head of ``layer``, or a list of heads ablated
-        together) ablated in its own replica: [len(heads), B]."""
-        heads = [h if isinstance(h, (list, tuple)) else [h] for h in heads]
-        k, B = len(heads), self.batch.input_ids.shape[0]
-        d = self.model.shape.d_head
-        hidden, _ = self.inputs[layer]
-        h = hidden.repeat(k, 1, 1)
+        together) ablated in its own replica of the batch: [len(heads), B]."""
+        groups = [h if isinstance(h, (list, tuple)) else [h] for h in heads]
+        B = self.forward.size
+        interventions = [
+            Intervention("attn_z", layer, head, self.kind,
+                         None if self.values is None else self.values[layer][:, :, head], rows=(j * B, (j + 1) * B))
+            for j, group in enumerate(groups) for head in group
+        ]
+        logits = self.forward.run_from(layer, interventions, replicas=len(groups))
+        return self.metric(logits).reshape(len(groups), B)
 
-        def hook(module, args):
-            z = args[0].clone()
-            for j, group in enumerate(heads):
-                rows = slice(j * B, (j + 1) * B)
-                for head in group:
-                    sl = slice(head * d, (head + 1) * d)
-                    z[rows, :, sl] = 0.0 if self.values is None else self.values[layer][:, :, head]
-            return (z,)
 
-        handle = o_proj(self.model, layer).register_forward_pre_hook(hook)
-        try:
-            for i in range(layer, len(self.model.hf.model.layers)):
-                kw = {key: _expand(v, B, k) for key, v in self.inputs[i][1].items()}
-                h = self.model.hf.model.layers[i](h, **kw)
-                h = h[0] if isinstance(h, tuple) else h
-        finally:
-            handle.remove()
-        final = self.model.hf.model.norm(h[:, -1])
-        logits = final @ self.model.hf.lm_head.weight[self.metric.tokens()].T
-        return self.metric(logits.float()).reshape(k, B)
+def _all_heads(model) -> list[tuple[int, int]]:
+    return [(l, h) for l in range(model.shape.n_layers) for h in range(model.shape.n_heads)]
 
 
 def effects_fast(model, points, metric, kind: str = "zero", heads=None, batch_size: int = 4, group: int = 3,
                  means=None, progress: bool = True) -> np.ndarray:
-    """Per-point effects [n_points, L, H] (NaN for heads not swept), exact, fast path."""
+    """Per-point effect of ablating each head, exact, on the fast path (partial re-runs).
+
+    Parameters
+    ----------
+    model
+        A :class:`negolens.hooked.NegoModel`.
+    points
+        Decision points (:func:`negolens.analysis.decision_points`).
+    metric
+        A :class:`LogitDiff` (or ``"accept"``).
+    kind
+        ``zero`` | ``mean`` | ``resample`` (the latter two need ``means``).
+    heads
+        (layer, head) pairs to ablate; default every head.
+    batch_size
+        Points per clean forward.
+    group
+        Heads re-run together (one replica of the batch each).
+    means
+        :func:`~negolens.analysis.ablation.reference_means`, for ``mean``/``resample``.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n_points, n_layers, n_heads]``: ablated − clean metric; NaN for heads not swept.
+
+    Examples
+    --------
+    >>> import tempfile, negolens
+    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.analysis import decision_points, LogitDiff
+    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
+    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> points = decision_points(model, load_transcripts("craigslist-dev"), limit=4)  # doctest: +SKIP
+    >>> effects = effects_fast(model, points, LogitDiff.accept_vs_counter(model))  # doctest: +SKIP
+    """
+    check_kind(kind)
+    check_points(points)
+    metric = as_metric(model, metric)
+    if kind != "zero" and means is None:
+        raise NegolensError(f"{kind} ablation needs means= (negolens.analysis.reference_means)")
     with sdpa(model):
         return _effects_fast(model, points, metric, kind, heads, batch_size, group, means, progress)
 
 
 def _effects_fast(model, points, metric, kind, heads, batch_size, group, means, progress) -> np.ndarray:
     L, H = model.shape.n_layers, model.shape.n_heads
-    heads = heads or [(l, h) for l in range(L) for h in range(H)]
+    heads = heads or _all_heads(model)
+    by_layer: dict[int, list[int]] = {}
+    for l, h in heads:
+        by_layer.setdefault(l, []).append(h)
     out = np.full((len(points), L, H), np.nan)
     bar = tqdm(total=len(points) * len(heads), desc="ablations", disable=not progress)
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
         run = _Run(model, chunk, metric, kind, means)
-        by_layer: dict[int, list[int]] = {}
-        for l, h in heads:
-            by_layer.setdefault(l, []).append(h)
         for l, hs in by_layer.items():
             for g in range(0, len(hs), group):
                 part = hs[g : g + group]
@@ -174,22 +201,32 @@ def _effects_fast(model, points, metric, kind, heads, batch_size, group, means, 
 
 @torch.inference_mode()
 def layer_effects(model, points, metric, kind: str = "zero", batch_size: int = 4, means=None) -> np.ndarray:
-    """Per-point effect of ablating ALL heads of each layer at once: [n_points, L]."""
+    """Per-point effect of ablating ALL heads of each layer at once: ``[n_points, n_layers]``.
+
+    Arguments as for :func:`effects_fast`.
+    """
+    check_points(points)
+    metric = as_metric(model, metric)
     L, H = model.shape.n_layers, model.shape.n_heads
     out = np.zeros((len(points), L))
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
         run = _Run(model, chunk, metric, kind, means)
         for l in range(L):
-            out[start : start + len(chunk), l] = (run.ablate(l, [list(range(H))])[0] - run.clean).numpy()
+            out[start : start + len(chunk), l] = (run.ablate(l, [list(range(H))])[0] - run.clean).cpu().numpy()
     return out
 
 
 @torch.inference_mode()
 def effects_naive(model, points, metric, heads=None, batch_size: int = 4, progress: bool = True) -> np.ndarray:
-    """The reference: a full TransformerLens forward per head, zeroing it on ``hook_z``."""
+    """The reference: a full TransformerLens forward per head, zeroing it on ``hook_z``.
+
+    Same output as :func:`effects_fast` with ``kind="zero"`` (to float precision), much slower.
+    """
+    check_points(points)
+    metric = as_metric(model, metric)
     L, H = model.shape.n_layers, model.shape.n_heads
-    heads = heads or [(l, h) for l in range(L) for h in range(H)]
+    heads = heads or _all_heads(model)
     out = np.full((len(points), L, H), np.nan)
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
@@ -200,44 +237,55 @@ def effects_naive(model, points, metric, heads=None, batch_size: int = 4, progre
                 z[:, :, h] = 0.0
                 return z
             logits = model.bridge.run_with_hooks(b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
-                                                 fwd_hooks=[(f"blocks.{l}.attn.hook_z", zero)])
-            out[start : start + len(chunk), l, h] = (metric(logits[:, -1, metric.tokens()].float()) - clean).numpy()
+                                                 fwd_hooks=[(model.sites.hook_name("attn_z", l), zero)])
+            out[start : start + len(chunk), l, h] = (metric(logits[:, -1, metric.tokens()].float()) - clean).cpu().numpy()
     return out
 
 
 def attribution(model, points, metric, batch_size: int = 4) -> np.ndarray:
-    """Attribution patching for zero ablation: per point and head, Σ_pos −z · ∂metric/∂z. [n, L, H]."""
+    """Attribution patching for zero ablation: per point and head, Σ_pos −z · ∂metric/∂z.
+
+    A first-order estimate of each head's zero-ablation effect from one forward and one
+    backward per batch: ``[n_points, n_layers, n_heads]``.
+    """
+    check_points(points)
+    metric = as_metric(model, metric)
     L, H, d = model.shape.n_layers, model.shape.n_heads, model.shape.d_head
     out = np.zeros((len(points), L, H))
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
         b = model.batch([p.ids for p in chunk])
-        zs, handles = {}, []
-        for l in range(L):
-            def hook(m, a, l=l):
-                z = a[0].detach().requires_grad_(True)
-                zs[l] = z
-                return (z,)
-            handles.append(o_proj(model, l).register_forward_pre_hook(hook))
-        try:
-            with torch.enable_grad():
-                logits = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
-                                  use_cache=False, logits_to_keep=1).logits
-                metric(logits[:, -1, metric.tokens()].float()).sum().backward()
-        finally:
-            for hnd in handles:
-                hnd.remove()
+        with capture(model, "attn_z", grad=True) as zs, torch.enable_grad():
+            logits = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
+                              use_cache=False, logits_to_keep=1).logits
+            metric(logits[:, -1, metric.tokens()].float()).sum().backward()
         mask = b.attention_mask[..., None, None].to(zs[0].dtype)
         for l in range(L):
             z = zs[l].detach().reshape(*b.input_ids.shape, H, d)
             g = zs[l].grad.reshape(*b.input_ids.shape, H, d)
-            out[start : start + len(chunk), l] = ((-z * g) * mask).sum(dim=(1, 3)).float().numpy()
+            out[start : start + len(chunk), l] = ((-z * g) * mask).sum(dim=(1, 3)).float().cpu().numpy()
     return out
 
 
 def summarize_effects(effects: np.ndarray, n_boot: int = 2000, n_perm: int = 5000, seed: int = 0) -> pd.DataFrame:
-    """Tidy table from per-point effects [n, L, H] (heads with NaN are skipped)."""
+    """Tidy table from per-point effects ``[n, L, H]`` (heads with NaN are skipped).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per swept head: ``layer, head, effect`` (mean over points), ``ci_low, ci_high``
+        (bootstrap 95%), ``p`` (sign-flip permutation), ``q`` (Benjamini–Hochberg), ``n_points``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table = summarize_effects(np.ones((6, 1, 2)), n_boot=100, n_perm=100)
+    >>> list(table.columns)
+    ['layer', 'head', 'effect', 'ci_low', 'ci_high', 'p', 'q', 'n_points']
+    """
     n, L, H = effects.shape
+    if n == 0:
+        check_points([])
     flat = effects.reshape(n, L * H)
     done = ~np.isnan(flat).any(axis=0)
     p = np.full(L * H, np.nan)
@@ -249,29 +297,69 @@ def summarize_effects(effects: np.ndarray, n_boot: int = 2000, n_perm: int = 500
         lo, hi = bootstrap_ci(flat[:, idx], n_boot=n_boot, seed=seed)
         rows.append({"layer": idx // H, "head": idx % H, "effect": float(flat[:, idx].mean()), "ci_low": lo,
                      "ci_high": hi, "p": float(p[idx]), "q": float(q[idx]), "n_points": n})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["layer", "head", "effect", "ci_low", "ci_high", "p", "q", "n_points"])
+
+
+def screen_heads(model, points, metric, top: int, batch_size: int = 4) -> list[tuple[int, int]]:
+    """The ``top`` heads by |mean attribution| (:func:`attribution`), largest first."""
+    score = np.abs(attribution(model, points, metric, batch_size).mean(axis=0))
+    order = np.argsort(-score, axis=None)[:top]
+    return [(int(i // model.shape.n_heads), int(i % model.shape.n_heads)) for i in order]
 
 
 def sweep_heads(model, decision_points, metric="accept", kind: str = "zero", screen_top: int | None = None,
                 batch_size: int = 4, means=None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Effect of ablating each head on ``metric`` at ``decision_points`` (see module docstring).
+    """Effect of ablating each head on ``metric`` at ``decision_points``, with statistics.
 
-    ``metric``: ``"accept"`` (logit accept − counter) or a :class:`LogitDiff`. ``kind``: zero, mean
-    or resample (mean and resample use ``means`` from :func:`~negolens.analysis.ablation.reference_means`,
-    computed on the decision points when not given). ``screen_top``: rank heads by attribution
-    patching first and ablate only that many exactly.
+    Parameters
+    ----------
+    model
+        A :class:`negolens.hooked.NegoModel`.
+    decision_points
+        From :func:`negolens.analysis.decision_points`.
+    metric
+        ``"accept"`` (logit accept − counter) or a :class:`LogitDiff`.
+    kind
+        ``zero`` | ``mean`` | ``resample`` (see :mod:`negolens.analysis.ablation`).
+    screen_top
+        Rank heads by attribution patching first and ablate only that many exactly.
+    batch_size
+        Points per forward.
+    means
+        Reference means for ``mean``/``resample``
+        (:func:`~negolens.analysis.ablation.reference_means`); computed on the decision points
+        when not given.
+    seed
+        Seed of the bootstrap and the permutation test.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layer, head) swept — see :func:`summarize_effects`.
+
+    Raises
+    ------
+    NegolensError
+        For an unknown ``kind`` or metric, or no decision points.
+
+    Examples
+    --------
+    >>> import tempfile, negolens
+    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.analysis import decision_points
+    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
+    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> points = decision_points(model, load_transcripts("craigslist-dev"), "buyer", limit=8)  # doctest: +SKIP
+    >>> table = sweep_heads(model, points, "accept", kind="mean")  # doctest: +SKIP
+    >>> table.sort_values("q").head()  # doctest: +SKIP
     """
-    from negolens.analysis.ablation import reference_means
-
-    if kind not in ("zero", "mean", "resample"):
-        raise ValueError("kind must be 'zero', 'mean' or 'resample'")
-    metric = LogitDiff.accept_vs_counter(model) if metric == "accept" else metric
+    check_kind(kind)
+    check_points(decision_points)
+    metric = as_metric(model, metric)
     if kind != "zero" and means is None:
         means = reference_means(model, decision_points, batch_size)
-    heads = None
-    if screen_top:
-        score = np.abs(attribution(model, decision_points, metric, batch_size).mean(axis=0))
-        order = np.argsort(-score, axis=None)[:screen_top]
-        heads = [(int(i // model.shape.n_heads), int(i % model.shape.n_heads)) for i in order]
+    heads = screen_heads(model, decision_points, metric, screen_top, batch_size) if screen_top else None
     effects = effects_fast(model, decision_points, metric, kind, heads, batch_size, means=means, progress=progress)
     return summarize_effects(effects, seed=seed)

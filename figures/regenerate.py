@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-# (figure name, input file relative to the run directory, what draws it)
+# (figure name, input file relative to the run directory); `_draw` knows what draws each.
 FIGURES = (
     ("sft_loss", "sft-buyer/checkpoint/negolens_manifest.json"),
     ("negotiation_matrix", "negotiate/conditions.csv"),
@@ -29,7 +29,27 @@ FIGURES = (
 
 
 def regenerate(run_dir: str | Path, out: str | Path | None = None, log=print) -> dict[str, list[Path]]:
-    """Draw every figure whose input exists into ``out`` (default ``run_dir/figures``)."""
+    """Draw every figure whose input exists into ``out`` (default ``run_dir/figures``).
+
+    Parameters
+    ----------
+    run_dir
+        A study's results directory.
+    out
+        Where to write the figures.
+    log
+        Callable for one line per figure (drawn or skipped).
+
+    Returns
+    -------
+    dict
+        Figure name → the files written (PNG and PDF) for every figure that was drawn.
+
+    Examples
+    --------
+    >>> drawn = regenerate("results/study")  # doctest: +SKIP
+    figure negotiation_matrix: results/study/figures/negotiation_matrix.png
+    """
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "figures"
     out.mkdir(parents=True, exist_ok=True)
@@ -67,13 +87,9 @@ def _draw(name: str, src: Path, run_dir: Path, dest: Path) -> list[Path]:
         return negotiation.condition_bars(pd.read_csv(src), "cot", dest,
                                           title="Chain of thought vs none (buyer vs rule seller), 95% bootstrap CIs")
     if name == "attention_heads":
-        paths = []
-        for score, sub in pd.read_csv(src).groupby("score"):
-            paths += heads.head_heatmap(sub, f"{dest}_{score}", title=f"attention {score}: tagged − control")
-        return paths
+        return heads.score_heatmaps(pd.read_csv(src), dest.parent, stem=dest.name)
     if name == "probe_curves":
-        table = pd.read_csv(src)
-        return probes.probe_curves({k: v for k, v in table.groupby("label", sort=False)}, dest)
+        return probes.probe_curves(pd.read_csv(src), dest)
     if name == "ablation_accept":
         return heads.head_heatmap(pd.read_csv(src), dest, title="zero ablation: Δ logit(accept − counter)")
     if name == "ablation_offer":
@@ -84,7 +100,7 @@ def _draw(name: str, src: Path, run_dir: Path, dest: Path) -> list[Path]:
     if name == "steering":
         return training.steering_plot(pd.read_csv(src), dest)
     if name == "rlvr_curves":
-        from negolens.training.grpo import read_steps
+        from negolens.training import read_steps
 
         return training.rlvr_curves(read_steps(src.parent), dest)
     if name == "model_comparison":

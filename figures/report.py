@@ -2,7 +2,7 @@
 
 Figures are embedded as base64 PNGs, tables rendered from the saved CSVs, the manifest shown
 verbatim, and circuitsvis attention views included with the bundled JavaScript inlined ONCE
-(the 1.3 MB bundle is shared; each view is a ``CircuitsVis.render`` call). Nothing is fetched
+(the bundle is shared; each view is a ``CircuitsVis.render`` call). Nothing is fetched
 from the network. A tiny script marks the page when it has rendered (``data-ready``, counts of
 loaded and failed images, rendered views; 1.5 s after load, as React renders
 asynchronously) so a headless browser can check it.
@@ -103,6 +103,16 @@ def _views(run_dir: Path) -> tuple[str, list[str]]:
 
 
 def write_report(run_dir: str | Path, path: str | Path) -> Path:
+    """Write the study in ``run_dir`` as one self-contained HTML page at ``path``; return ``path``.
+
+    Reads what the stages saved (``figures/*.png``, the CSV/JSON tables, ``manifest.json``,
+    the circuitsvis pages of the attention stage); parts that are missing are left out.
+
+    Examples
+    --------
+    >>> write_report("results/study", "results/study/report.html")  # doctest: +SKIP
+    PosixPath('results/study/report.html')
+    """
     run_dir, path = Path(run_dir), Path(path)
     manifest = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").is_file() else {}
     parts = [f"<h1>negolens study — {html.escape(run_dir.name)}</h1>"]

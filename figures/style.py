@@ -12,6 +12,7 @@ import seaborn as sns  # noqa: E402
 
 
 def setup() -> None:
+    """Apply the negolens plot theme (seaborn "paper" context, white grid)."""
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 
 

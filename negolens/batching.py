@@ -26,17 +26,12 @@ class Batch:
 
     @property
     def pad(self) -> list[int]:
+        """Number of pad tokens in front of each sequence (``width - length`` per row)."""
         width = self.input_ids.shape[1]
         return [width - n for n in self.lengths]
 
-    def column(self, row: int, index: int) -> int:
-        """Padded column of token ``index`` of sequence ``row`` (negative indices count from the end)."""
-        n = self.lengths[row]
-        if not -n <= index < n:
-            raise IndexError(f"token {index} out of range for a sequence of {n} tokens")
-        return self.pad[row] + (index % n)
-
     def to(self, device: str | torch.device) -> "Batch":
+        """A copy of the batch with every tensor on ``device`` (e.g. ``"cpu"``, ``"cuda"``)."""
         return Batch(
             self.input_ids.to(device),
             self.attention_mask.to(device),
@@ -46,7 +41,31 @@ class Batch:
 
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> Batch:
-    """Stack token-id lists into a left-padded :class:`Batch`."""
+    """Stack token-id lists into a left-padded :class:`Batch`.
+
+    Parameters
+    ----------
+    sequences
+        One list of token ids per row; none may be empty.
+    pad_id
+        Token id written into the padding (masked out, so its value does not matter).
+
+    Returns
+    -------
+    Batch
+        ``input_ids``, ``attention_mask`` (1 = real token) and ``position_ids`` (0 at each
+        row's first real token), all ``[batch, max length]``.
+
+    Examples
+    --------
+    >>> b = left_pad([[5, 6, 7], [8]], pad_id=0)
+    >>> b.input_ids.tolist()
+    [[5, 6, 7], [0, 0, 8]]
+    >>> b.position_ids.tolist()
+    [[0, 1, 2], [0, 0, 0]]
+    >>> b.pad
+    [0, 2]
+    """
     if not sequences or any(len(s) == 0 for s in sequences):
         raise ValueError("left_pad needs at least one sequence, and no empty sequence")
     width = max(len(s) for s in sequences)

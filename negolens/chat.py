@@ -51,6 +51,7 @@ class RenderedChat:
     generation_prompt: bool
 
     def __len__(self) -> int:
+        """Number of tokens."""
         return len(self.input_ids)
 
     def token_turns(self) -> list[int]:
@@ -72,12 +73,24 @@ class RenderedChat:
 
 
 def tokens_overlapping(offsets: list[tuple[int, int]], start: int, end: int) -> list[int]:
-    """Indices of tokens whose character span overlaps ``[start, end)`` (zero-width tokens never do)."""
+    """Indices of tokens whose character span overlaps ``[start, end)`` (zero-width tokens never do).
+
+    Examples
+    --------
+    >>> tokens_overlapping([(0, 2), (2, 5), (5, 5), (5, 9)], 3, 6)
+    [1, 3]
+    """
     return [i for i, (s, e) in enumerate(offsets) if e > s and s < end and e > start]
 
 
 def as_turns(messages: Iterable[Turn | Mapping[str, str]]) -> list[Turn]:
-    """Accept ``Turn`` objects or ``{"role", "content"}`` dicts."""
+    """Accept ``Turn`` objects or ``{"role", "content"}`` dicts; return ``Turn`` objects.
+
+    Examples
+    --------
+    >>> as_turns([{"role": "user", "content": "Hi"}, Turn("assistant", "Hello")])
+    [Turn(role='user', content='Hi'), Turn(role='assistant', content='Hello')]
+    """
     return [m if isinstance(m, Turn) else Turn(m["role"], m["content"]) for m in messages]
 
 
@@ -86,8 +99,38 @@ def render_chat(
 ) -> RenderedChat:
     """Render turns with the tokenizer's chat template and tokenise with offsets.
 
-    Raises :class:`ChatFormatError` if the tokenizer has no chat template or is not a fast
-    tokenizer (offsets need one).
+    Parameters
+    ----------
+    tokenizer
+        A fast HF tokenizer with a chat template (``model.tokenizer`` of a loaded model).
+    messages
+        The conversation, as :class:`Turn` objects or ``{"role", "content"}`` dicts.
+    add_generation_prompt
+        End with the header that asks the model for the next ``assistant`` turn.
+
+    Returns
+    -------
+    RenderedChat
+        Text, token ids, per-token character offsets and per-turn character spans.
+
+    Raises
+    ------
+    ChatFormatError
+        The tokenizer has no chat template or is not a fast tokenizer (offsets need one).
+
+    Examples
+    --------
+    >>> from negolens.testing import tiny_tokenizer
+    >>> tok = tiny_tokenizer()                      # a small ChatML tokenizer, built offline
+    >>> chat = render_chat(tok, [Turn("system", "You are the buyer."), Turn("user", "Only $320.")],
+    ...                    add_generation_prompt=True)
+    >>> chat.text
+    '<|im_start|>system\\nYou are the buyer.<|im_end|>\\n<|im_start|>user\\nOnly $320.<|im_end|>\\n<|im_start|>assistant\\n'
+    >>> chat.roles, chat.text[slice(*chat.turn_spans[1])]
+    (['system', 'user'], 'Only $320.')
+    >>> first, end = chat.turn_token_range(1)       # the user turn's tokens
+    >>> tok.decode(chat.input_ids[first:end])
+    'Only $320.'
     """
     turns = as_turns(messages)
     if not turns:

@@ -3,7 +3,8 @@
 transformers' GGUF loader de-quantises every tensor to float on load. The loaded model still
 carries a ``quantization_config`` that makes ``save_pretrained`` refuse, so we drop it (the
 weights in memory are ordinary float tensors by then) and save a directory that any
-``from_pretrained`` — and ``TransformerBridge.boot_transformers`` — opens in well under a second.
+``from_pretrained`` — and ``TransformerBridge.boot_transformers`` — opens without de-quantising
+again.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A small fixed negotiation used by the foundation study slice and the benchmarks.
+"""A small fixed negotiation used by examples, the integration tests and the dtype benchmark.
 
 Real scenarios (Craigslist Bargains, AmazonHistoryPrice, the built-in set) live in
 ``negolens.agents``; this module only needs a realistic, dependency-free example.

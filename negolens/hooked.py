@@ -33,11 +33,18 @@ from torch import Tensor
 from negolens.batching import Batch, left_pad
 from negolens.chat import RenderedChat, Turn, render_chat
 from negolens.loading import as_dtype, load_hf, unwrap_peft
+from negolens.sites import Sites
 
 
 @dataclass(frozen=True)
 class ModelShape:
-    """The numbers an interpretability user asks for first."""
+    """The numbers an interpretability user asks for first.
+
+    >>> import tempfile, negolens
+    >>> from negolens.testing import tiny_model_dir
+    >>> negolens.load(tiny_model_dir(tempfile.mkdtemp())).shape.n_heads
+    4
+    """
 
     n_layers: int
     n_heads: int
@@ -48,6 +55,7 @@ class ModelShape:
 
     @classmethod
     def from_config(cls, config) -> "ModelShape":
+        """Read the shape from a transformers config."""
         n_heads = config.num_attention_heads
         return cls(
             n_layers=config.num_hidden_layers,
@@ -60,7 +68,27 @@ class ModelShape:
 
 
 class NegoModel:
-    """HF model + tokenizer + lazily booted TransformerLens bridge over the same weights."""
+    """HF model + tokenizer + lazily booted TransformerLens bridge over the same weights.
+
+    Parameters
+    ----------
+    hf_model
+        A transformers ``*ForCausalLM`` model (a ``PeftModel`` is unwrapped).
+    tokenizer
+        Its tokenizer (with a chat template).
+    path
+        Where it was loaded from (the bridge reads the config there).
+    name
+        Display name (defaults to ``path``).
+
+    Examples
+    --------
+    >>> import tempfile, negolens
+    >>> from negolens.testing import tiny_model_dir
+    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> model.shape.n_layers, model.sites.hook_name("resid_post", 0)
+    (2, 'blocks.0.hook_resid_post')
+    """
 
     def __init__(self, hf_model, tokenizer, path: str | Path, name: str | None = None):
         self.hf = unwrap_peft(hf_model)
@@ -69,6 +97,7 @@ class NegoModel:
         self.name = name or str(path)
         self.shape = ModelShape.from_config(self.hf.config)
         self._bridge = None
+        self._sites = None
 
     @classmethod
     def load(
@@ -76,29 +105,56 @@ class NegoModel:
         ref: str | Path,
         *,
         dtype: str | torch.dtype = "float32",
-        fetch: bool = False,
+        fetch: bool | None = None,
         attn_implementation: str = "eager",
     ) -> "NegoModel":
         """Load a zoo name, a local HF/PEFT directory or a hub id (see :mod:`negolens.loading`).
 
-        ``attn_implementation="sdpa"`` is faster for generation-only work (the runner); attention
-        patterns need eager, and booting the bridge switches the model to eager in place.
+        Parameters
+        ----------
+        ref
+            A zoo name (``negolens models list``), a model or adapter directory, or a hub id.
+        dtype
+            ``"float32"`` | ``"bfloat16"`` | ``"float16"`` or a ``torch.dtype``.
+        fetch
+            Download a zoo model that is not cached yet. ``None`` (default): yes — a zoo name is
+            fetched on first use; ``False``: raise :class:`~negolens.errors.ModelNotFetchedError`
+            instead.
+        attn_implementation
+            ``"eager"`` (default; attention patterns need it) or ``"sdpa"`` (faster for
+            generation-only work; booting the bridge switches the model to eager in place).
+
+        Returns
+        -------
+        NegoModel
         """
-        model, tokenizer, path = load_hf(ref, dtype=dtype, fetch_missing=fetch, attn_implementation=attn_implementation)
+        fetch_missing = True if fetch is None else fetch
+        model, tokenizer, path = load_hf(ref, dtype=dtype, fetch_missing=fetch_missing,
+                                         attn_implementation=attn_implementation)
         return cls(model, tokenizer, path, name=str(ref))
 
     # -- properties ---------------------------------------------------------------------
     @property
     def dtype(self) -> torch.dtype:
+        """The parameters' dtype."""
         return next(self.hf.parameters()).dtype
 
     @property
     def device(self) -> torch.device:
+        """The parameters' device."""
         return next(self.hf.parameters()).device
 
     @property
     def pad_id(self) -> int:
+        """The padding token id."""
         return self.tokenizer.pad_token_id
+
+    @property
+    def sites(self) -> Sites:
+        """Where the layers, ``z``, residuals, final norm and unembedding live (:mod:`negolens.sites`)."""
+        if self._sites is None or self._sites.hf is not self.hf:
+            self._sites = Sites(self.hf)
+        return self._sites
 
     @property
     def bridge(self):
@@ -135,6 +191,7 @@ class NegoModel:
         return left_pad(ids, self.pad_id).to(self.device)
 
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        """Token ids to text."""
         return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
 
     # -- forward passes ---------------------------------------------------------------------
@@ -227,7 +284,19 @@ def _cut(row: list[int], stops: set[int]) -> list[int]:
     return row
 
 
-def load(ref: str | Path, *, dtype: str | torch.dtype = "float32", fetch: bool = False,
+def load(ref: str | Path, *, dtype: str | torch.dtype = "float32", fetch: bool | None = None,
          attn_implementation: str = "eager") -> NegoModel:
-    """Load a model as a :class:`NegoModel`. See :meth:`NegoModel.load`."""
+    """Load a model as a :class:`NegoModel`; a zoo name is fetched on first use.
+
+    Parameters are those of :meth:`NegoModel.load` (``fetch=False`` refuses to download).
+
+    Examples
+    --------
+    >>> import negolens
+    >>> model = negolens.load("smollm2-135m-instruct")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from negolens.testing import tiny_model_dir
+    >>> negolens.load(tiny_model_dir(tempfile.mkdtemp()), dtype="bfloat16").dtype
+    torch.bfloat16
+    """
     return NegoModel.load(ref, dtype=dtype, fetch=fetch, attn_implementation=attn_implementation)

@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 
 from negolens.errors import ModelNotFetchedError, NegolensError, UnknownModelError
-from negolens.fetch import cached_path, fetch, is_cached
+from negolens.fetching import cached_path, fetch, is_cached
 from negolens.zoo import ZOO
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """A ``torch.dtype`` from its name (``"float32"``, ``"bfloat16"``, ``"float16"``) or itself."""
     if isinstance(dtype, torch.dtype):
         return dtype
     try:
@@ -33,7 +34,11 @@ def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def resolve(ref: str | Path, *, fetch_missing: bool = False) -> str | Path:
-    """Turn a model reference into a local directory (or a hub id)."""
+    """Turn a model reference into a local directory (or a hub id).
+
+    A zoo name that is not cached yet is fetched with ``fetch_missing=True``, else raises
+    :class:`~negolens.errors.ModelNotFetchedError` (``negolens.load`` fetches by default).
+    """
     ref = str(ref)
     if ref in ZOO:
         if is_cached(ref):

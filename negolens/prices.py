@@ -49,12 +49,32 @@ class PriceMention:
 
 
 def parse_number(num: str, k: bool = False) -> float:
+    """The value of a matched number: commas dropped, times 1000 with a ``k`` suffix.
+
+    Examples
+    --------
+    >>> parse_number("1,250"), parse_number("1.2", k=True)
+    (1250.0, 1200.0)
+    """
     value = float(num.replace(",", ""))
     return value * 1000.0 if k else value
 
 
 def find_prices(text: str) -> list[PriceMention]:
-    """All price mentions in ``text``, left to right."""
+    """All price mentions in ``text``, left to right.
+
+    Returns
+    -------
+    list of PriceMention
+        Each with its character span, text, value in dollars, and whether it was marked.
+
+    Examples
+    --------
+    >>> [(m.text, m.value) for m in find_prices("I paid $1,250 but I'll take 1.2k, or 120 bucks")]
+    [('$1,250', 1250.0), ('1.2k', 1200.0), ('120 bucks', 120.0)]
+    >>> find_prices("A 2009 Toyota with 142,000 miles and an i7")
+    []
+    """
     found = []
     for m in PRICE_RE.finditer(text):
         start, end = m.span()

@@ -50,6 +50,7 @@ class TokenTags:
     header_ranges: list[tuple[int, int]] = field(default_factory=list)
 
     def of(self, kind: str) -> list[TaggedSpan]:
+        """The spans of ``kind`` (``"price"``, ``"verb"`` or ``"role"``), in text order."""
         _check_kind(kind)
         return [s for s in self.spans if s.kind == kind]
 
@@ -58,6 +59,7 @@ class TokenTags:
         return sorted({t for s in self.of(kind) for t in s.tokens})
 
     def mask(self, kind: str) -> Bool[Tensor, "pos"]:
+        """Boolean ``[n_tokens]`` mask, True at tokens covered by spans of ``kind``."""
         out = torch.zeros(self.n_tokens, dtype=torch.bool)
         out[self.indices(kind)] = True
         return out
@@ -76,6 +78,22 @@ def tag_text(
     With ``regions`` (e.g. chat turn spans) only those character ranges are tagged and each
     span records the index of its region as ``turn``; without, the whole text is one region
     and ``turn`` is -1.
+
+    Parameters
+    ----------
+    text
+        The text the tokens were cut from.
+    offsets
+        Per token, its ``[start, end)`` character span in ``text``.
+    regions
+        Character ranges to tag (default: all of ``text``).
+
+    Examples
+    --------
+    >>> text = "I offer $250"
+    >>> offsets = [(0, 1), (1, 7), (7, 9), (9, 10), (10, 11), (11, 12)]   # I|_offer|_$|2|5|0
+    >>> [(s.kind, s.text, s.tokens, s.value) for s in tag_text(text, offsets)]
+    [('verb', 'offer', (1,), None), ('price', '$250', (2, 3, 4, 5), 250.0)]
     """
     if regions is None:
         return [TaggedSpan(**{**s.__dict__, "turn": -1}) for s in tag_text(text, offsets, [(0, len(text))])]
@@ -93,7 +111,31 @@ def tag_text(
 
 
 def tag_chat(chat: RenderedChat) -> TokenTags:
-    """Tag a rendered chat: content tags per turn, plus the role name in each turn header."""
+    """Tag a rendered chat: content tags per turn, plus the role name in each turn header.
+
+    Parameters
+    ----------
+    chat
+        A conversation rendered by :func:`negolens.chat.render_chat`.
+
+    Returns
+    -------
+    TokenTags
+        The tagged spans (each with its token indices and turn), per-token turn index, each
+        turn's token range and the token range of the template header before each turn.
+
+    Examples
+    --------
+    >>> from negolens.chat import Turn, render_chat
+    >>> from negolens.testing import tiny_tokenizer
+    >>> tok = tiny_tokenizer()
+    >>> chat = render_chat(tok, [Turn("system", "You are the buyer."), Turn("user", "I can sell it for $320.")])
+    >>> tags = tag_chat(chat)
+    >>> [(s.kind, s.text, s.turn) for s in tags.spans]
+    [('role', 'system', 0), ('role', 'buyer', 0), ('role', 'user', 1), ('verb', 'sell', 1), ('price', '$320', 1)]
+    >>> [tok.decode([chat.input_ids[i]]) for i in tags.indices("price")]
+    [' $', '3', '2', '0']
+    """
     spans = tag_text(chat.text, chat.offsets, chat.turn_spans)
     turn_ranges = [chat.turn_token_range(i) for i in range(len(chat.turn_spans))]
     headers, prev_char, prev_tok = [], 0, 0

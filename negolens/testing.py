@@ -2,12 +2,15 @@
 
 ``tiny_model_dir(tmp, family)`` trains a small byte-level BPE tokenizer on a built-in
 negotiation corpus (digits split one per token, like SmolLM2 and Gemma), builds a randomly
-initialised Llama or Gemma-3 config with ``architectures`` set, and saves both to a directory
-that loads like any zoo model: ``negolens.load(tiny_model_dir(tmp))``.
+initialised Llama, Gemma-3 or Qwen2 config with ``architectures`` set, and saves both to a directory
+that loads like any zoo model: ``negolens.load(tiny_model_dir(tmp))``. ``tiny_model(family)``
+does that once per process and returns the loaded model (what examples and tests use).
 """
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from pathlib import Path
 
 import torch
@@ -24,11 +27,15 @@ CORPUS = [
     "0123456789 $ , . k % ? ! ' \" - :",
 ]
 
-FAMILIES = ("llama", "gemma3")
+FAMILIES = ("llama", "gemma3", "qwen2")
+"""The tiny model families (one per entry of :data:`negolens.sites.TABLES` that we test)."""
 
 
 def tiny_tokenizer(family: str = "llama", vocab_size: int = 400):
-    """A fast tokenizer with a chat template, trained offline on :data:`CORPUS`."""
+    """A fast tokenizer with a chat template, trained offline on :data:`CORPUS`.
+
+    ``gemma3`` gets Gemma's turn markers; ``llama`` and ``qwen2`` get ChatML.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -78,6 +85,10 @@ def tiny_config(family: str, tokenizer, n_layers: int = 2, n_heads: int = 4, n_k
         from transformers import LlamaConfig
 
         return LlamaConfig(**common, architectures=["LlamaForCausalLM"])
+    if family == "qwen2":
+        from transformers import Qwen2Config
+
+        return Qwen2Config(**common, architectures=["Qwen2ForCausalLM"])
     if family == "gemma3":
         from transformers import Gemma3TextConfig
 
@@ -90,7 +101,15 @@ def tiny_config(family: str, tokenizer, n_layers: int = 2, n_heads: int = 4, n_k
 
 
 def tiny_model_dir(root: str | Path, family: str = "llama", seed: int = 0, **config_kwargs) -> Path:
-    """Build, randomly initialise (seeded) and save a tiny model + tokenizer; return the directory."""
+    """Build, randomly initialise (seeded) and save a tiny model + tokenizer; return the directory.
+
+    Examples
+    --------
+    >>> import tempfile, negolens
+    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp(), "qwen2"))
+    >>> model.sites.family, model.shape.n_heads
+    ('qwen2', 4)
+    """
     from transformers import AutoModelForCausalLM
 
     out = Path(root) / f"tiny-{family}-{seed}"
@@ -101,3 +120,49 @@ def tiny_model_dir(root: str | Path, family: str = "llama", seed: int = 0, **con
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def tiny_model(family: str = "llama", **config_kwargs):
+    """A tiny random :class:`~negolens.hooked.NegoModel`, built once per process and shared.
+
+    The first call for a family (and config) builds it with :func:`tiny_model_dir` in a fresh
+    temporary directory and loads it with :func:`negolens.load`; later calls return the same
+    object (:func:`functools.lru_cache`). Because it is shared, do not train it or change its
+    weights in place: build your own with ``negolens.load(tiny_model_dir(tmp))`` for that.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`: ``"llama"``, ``"gemma3"`` or ``"qwen2"``.
+    **config_kwargs
+        Passed to :func:`tiny_config` (``n_layers``, ``n_heads``, ``n_kv_heads``); each distinct
+        setting is its own cached model.
+
+    Returns
+    -------
+    NegoModel
+        Two layers of four heads (``d_model`` 64) unless ``config_kwargs`` say otherwise, on the
+        tiny byte-level tokenizer of :func:`tiny_tokenizer`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``family``.
+
+    Examples
+    --------
+    >>> model = tiny_model()
+    >>> model.sites.family, model.shape.n_layers, model.shape.n_heads
+    ('llama', 2, 4)
+    >>> tiny_model() is model
+    True
+    """
+    return _tiny_model(family, tuple(sorted(config_kwargs.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny_model(family: str, config_items: tuple):
+    from negolens.hooked import load
+
+    root = tempfile.mkdtemp(prefix=f"negolens-tiny-{family}-")
+    return load(tiny_model_dir(root, family, **dict(config_items)))

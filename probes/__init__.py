@@ -2,9 +2,61 @@
 
 May import the core, agents and training; never analysis or figures.
 
-* :mod:`~negolens.probes.transcripts` — Craigslist / runner transcripts, rendered per speaker;
-* :mod:`~negolens.probes.attention` — streaming per-head attention scores vs matched controls;
-* :mod:`~negolens.probes.activations`, :mod:`~negolens.probes.labels`,
-  :mod:`~negolens.probes.linear`, :mod:`~negolens.probes.sweep` — cached activations, labels,
-  the ``LinearProbe`` estimator and per-layer curves with baselines and control tasks.
+Entry points, one call each, returning their result:
+
+* :func:`record_attention` — per-head attention on verbs and prices vs matched controls, as a
+  tidy table per (score, layer, head) with effect, CI, p and q (:class:`AttentionConfig`);
+* :func:`fit_probes` — linear probes for negotiation state at every layer, with baselines,
+  control tasks and CIs, and the fitted probe of each label (:class:`ProbeConfig`,
+  :class:`ProbeResult`).
+
+Modules: :mod:`~negolens.probes.views` (a transcript rendered from one speaker's view),
+:mod:`~negolens.probes.pairs` and :mod:`~negolens.probes.attention` (streaming attention
+scores), :mod:`~negolens.probes.visual` (offline circuitsvis pages),
+:mod:`~negolens.probes.activations`, :mod:`~negolens.probes.labels`,
+:mod:`~negolens.probes.linear`, :mod:`~negolens.probes.sweep` and :mod:`~negolens.probes.fit`
+(cached activations, labels, the ``LinearProbe`` estimator, per-layer curves).
+
+>>> from negolens.probes import PROBE_LABELS
+>>> PROBE_LABELS["own_target_ratio"]
+('before_reply', 'regression')
 """
+
+from negolens.probes.activations import ActivationSet, collect
+from negolens.probes.attention import (
+    AttentionConfig,
+    AttentionRecorder,
+    AttentionScores,
+    claim,
+    record_attention,
+    summarize_heads,
+)
+from negolens.probes.fit import ProbeConfig, ProbeResult, fit_probes
+from negolens.probes.labels import PROBE_LABELS, label_table
+from negolens.probes.linear import LinearProbe
+from negolens.probes.pairs import SCORES
+from negolens.probes.sweep import layer_sweep
+from negolens.probes.views import View, render_view
+from negolens.probes.visual import attention_html
+
+__all__ = [
+    "record_attention",
+    "fit_probes",
+    "AttentionConfig",
+    "ProbeConfig",
+    "ProbeResult",
+    "PROBE_LABELS",
+    "SCORES",
+    "AttentionRecorder",
+    "AttentionScores",
+    "summarize_heads",
+    "claim",
+    "attention_html",
+    "LinearProbe",
+    "ActivationSet",
+    "collect",
+    "label_table",
+    "layer_sweep",
+    "render_view",
+    "View",
+]

@@ -9,9 +9,11 @@ safetensors + CSV so a sweep over labels never reruns the model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,18 +22,37 @@ from jaxtyping import Float
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
-from negolens.probes.transcripts import Transcript, render_view
+from negolens.agents.transcripts import Transcript
+from negolens.errors import NegolensError
+from negolens.sites import HOOK_NAMES
+from negolens.probes.views import check_role, render_view
+
+__all__ = ["RULES", "ActivationSet", "collect", "cached_collect", "fingerprint"]
 
 RULES = ("utterance_end", "before_reply")
 
 
 @dataclass
 class ActivationSet:
+    """Residual-stream activations at chosen positions, with what each position is.
+
+    Attributes
+    ----------
+    acts : ndarray of shape (n_positions, n_layers, d_model)
+        ``blocks.{l}.hook_resid_post`` at each position, every layer.
+    meta : DataFrame
+        One row per position: ``dialogue``, ``turn``, ``rule``, ``token``, ``token_id``, ``speaker``.
+    info : dict
+        How they were recorded: model, role, rules, hook, dtype, TransformerLens mode, max_tokens
+        (and, when cached, what the cache is keyed on).
+    """
+
     acts: Float[np.ndarray, "position layer d_model"]
-    meta: pd.DataFrame  # one row per position
-    info: dict  # model, role, rules, dtype, TL mode
+    meta: pd.DataFrame
+    info: dict
 
     def save(self, folder: str | Path) -> Path:
+        """Write ``acts.safetensors``, ``meta.csv`` and ``info.json`` into ``folder``; return it."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({"acts": np.ascontiguousarray(self.acts)}, str(folder / "acts.safetensors"))
@@ -41,15 +62,51 @@ class ActivationSet:
 
     @classmethod
     def load(cls, folder: str | Path) -> "ActivationSet":
+        """Read a set that :meth:`save` wrote."""
         folder = Path(folder)
         return cls(load_file(str(folder / "acts.safetensors"))["acts"], pd.read_csv(folder / "meta.csv"),
                    json.loads((folder / "info.json").read_text()))
 
 
 @torch.inference_mode()
-def collect(model, transcripts: list[Transcript], role: str = "buyer", rules=RULES, batch_size: int = 4,
+def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules=RULES, batch_size: int = 4,
             max_tokens: int | None = 512, dtype=np.float16, progress: bool = True) -> ActivationSet:
-    """Activations after every block at each turn's ``rules`` positions, for ``role``'s view."""
+    """Activations after every block at each turn's ``rules`` positions, for ``role``'s view.
+
+    Parameters
+    ----------
+    model : NegoModel
+        The model, run through its TransformerLens bridge.
+    transcripts : sequence of Transcript
+        Dialogues, teacher-forced.
+    role : {"buyer", "seller"}
+        Whose view to render (:func:`~negolens.probes.views.render_view`).
+    rules : tuple of str
+        Position rules per turn, from :data:`RULES`.
+    batch_size : int
+        Dialogues per forward pass.
+    max_tokens : int, optional
+        Keep whole turns up to this many tokens.
+    dtype : numpy dtype
+        Storage dtype of ``acts``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    ActivationSet
+
+    Examples
+    --------
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
+    >>> model = tiny_model()
+    >>> collect(model, example_transcripts(1), progress=False).acts.shape
+    (6, 2, 64)
+    """
+    check_role(role)
+    if not transcripts:
+        raise NegolensError("no transcripts to collect activations from: pass at least one")
     L = model.shape.n_layers
     chunks, rows = [], []
     bar = tqdm(total=len(transcripts), desc="activations", disable=not progress)
@@ -64,6 +121,9 @@ def collect(model, transcripts: list[Transcript], role: str = "buyer", rules=RUL
                     where.append((r, batch.pad[r] + pos))
                     meta.append({"dialogue": v.transcript.id, "turn": turn, "rule": rule, "token": pos,
                                  "token_id": v.chat.input_ids[pos], "speaker": utt.role})
+        bar.update(len(views))
+        if not where:  # dialogues without turns: no positions
+            continue
         rix = torch.tensor([w[0] for w in where])
         cix = torch.tensor([w[1] for w in where])
         out = torch.empty((len(where), L, model.shape.d_model), dtype=torch.float32)
@@ -76,8 +136,54 @@ def collect(model, transcripts: list[Transcript], role: str = "buyer", rules=RUL
                                     return_type=None, fwd_hooks=[(lambda n: n.endswith("hook_resid_post"), hook)])
         chunks.append(out.numpy().astype(dtype))
         rows += meta
-        bar.update(len(views))
     bar.close()
-    info = {"model": model.name, "role": role, "rules": list(rules), "hook": "blocks.{l}.hook_resid_post",
+    info = {"model": model.name, "role": role, "rules": list(rules), "hook": HOOK_NAMES["resid_post"],
             "dtype": np.dtype(dtype).name, "tl_mode": "TransformerBridge, no weight processing", "max_tokens": max_tokens}
-    return ActivationSet(np.concatenate(chunks), pd.DataFrame(rows), info)
+    acts = np.concatenate(chunks) if chunks else np.empty((0, L, model.shape.d_model), dtype=dtype)
+    meta = pd.DataFrame(rows, columns=["dialogue", "turn", "rule", "token", "token_id", "speaker"])
+    return ActivationSet(acts, meta, info)
+
+
+def fingerprint(transcripts: Sequence[Transcript]) -> str:
+    """A short hash of the transcripts' ids, roles and texts (what a cache of them is keyed on)."""
+    h = hashlib.sha256()
+    for t in transcripts:
+        h.update(json.dumps([t.id, [(u.role, u.text) for u in t.turns]]).encode())
+    return h.hexdigest()[:16]
+
+
+def cached_collect(model, transcripts: Sequence[Transcript], role: str, folder: str | Path | None, *,
+                   model_name: str | None = None, batch_size: int = 4, max_tokens: int | None = 512,
+                   progress: bool = True) -> tuple[ActivationSet, bool]:
+    """:func:`collect`, reusing ``folder``'s saved set when it was made from the same inputs.
+
+    The saved set is reused only when its model, transcripts (:func:`fingerprint`), role,
+    number of transcripts and ``max_tokens`` all match; otherwise activations are collected
+    and saved there. ``model`` may be a model name or directory, loaded only when needed.
+
+    Returns
+    -------
+    (ActivationSet, bool)
+        The activations, and whether they came from the cache.
+    """
+    name = model_name or (str(model) if isinstance(model, (str, Path)) else model.name)
+    key = {"model": name, "transcripts": fingerprint(transcripts), "role": role, "n": len(transcripts),
+           "max_tokens": max_tokens}
+    if folder is not None and (Path(folder) / "info.json").is_file():
+        saved = ActivationSet.load(folder)
+        if all(saved.info.get(k) == v for k, v in key.items()):
+            return saved, True
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    acts = collect(model, transcripts, role, batch_size=batch_size, max_tokens=max_tokens, progress=progress)
+    acts.info.update(key)
+    if folder is not None:
+        acts.save(folder)
+    return acts, False
+
+
+def load_model(ref: str | Path):
+    """Load a zoo name (fetched on first use) or a model directory as a ``NegoModel``."""
+    from negolens.hooked import load
+
+    return load(ref)

@@ -7,6 +7,7 @@ control set (see :mod:`negolens.probes.pairs`) — by a single gather over preco
 (row, query, key) index lists, and the pattern is dropped. Nothing of size ``T × T`` outlives
 its layer: extra memory is O(dialogues × scores × layers × heads).
 
+:func:`record_attention` is the entry point: it records and summarises in one call.
 :func:`summarize_heads` turns the per-dialogue scores into a tidy table: per (score, layer,
 head) the tagged mean, the control mean, their difference (the effect), a bootstrap 95% CI over
 dialogues, a two-sided sign-flip permutation p-value (tagged vs control is exchangeable within a
@@ -16,21 +17,65 @@ dialogue under the null) and a Benjamini–Hochberg q-value across the heads of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from negolens.agents.transcripts import Transcript
+from negolens.config import option
+from negolens.errors import NegolensError
 from negolens.probes.pairs import SCORES, build_pairs
-from negolens.probes.transcripts import Transcript, render_view
+from negolens.probes.views import check_role, render_view
 from negolens.stats import bh_qvalues, bootstrap_ci_columns, sign_flip_pvalues
 from negolens.tagging import tag_chat
+
+__all__ = ["AttentionConfig", "AttentionScores", "AttentionRecorder", "HEAD_COLUMNS", "record_attention",
+           "summarize_heads", "claim"]
+
+#: Columns of the per-(score, layer, head) table of :func:`summarize_heads` / :func:`record_attention`.
+HEAD_COLUMNS = ("score", "layer", "head", "tagged", "control", "effect", "ci_low", "ci_high", "p", "q", "n_dialogues")
+
+
+@dataclass
+class AttentionConfig:
+    """Settings of :func:`record_attention`.
+
+    Examples
+    --------
+    >>> AttentionConfig.quick().n_perm < AttentionConfig().n_perm
+    True
+    """
+
+    max_tokens: int = option(512, "keep whole turns up to this many tokens")
+    batch_size: int = option(4, "dialogues per forward pass")
+    window: int = option(6, "content tokens after a verb that count as its arguments (verb_args)")
+    seed: int = option(0, "seed of control-token tie-breaks, bootstrap and permutations")
+    n_boot: int = option(2000, "bootstrap resamples of dialogues for each head's 95% CI")
+    n_perm: int = option(5000, "sign-flip permutations for each head's p-value")
+
+    @classmethod
+    def quick(cls, **overrides) -> "AttentionConfig":
+        """A fast preset for smoke runs: shorter views, fewer resamples."""
+        return cls(**{"max_tokens": 256, "n_boot": 200, "n_perm": 500, **overrides})
 
 
 @dataclass
 class AttentionScores:
-    """``tagged`` and ``control``: [dialogue, score, layer, head]; NaN where a view has no pairs."""
+    """Per-dialogue attention masses of every score, layer and head.
+
+    Attributes
+    ----------
+    tagged, control : ndarray of shape (n_dialogues, n_scores, n_layers, n_heads)
+        Mass on each score's key set and on its matched control set; NaN where a view has
+        no pairs for the score.
+    ids : list of str
+        Transcript ids, one per dialogue row.
+    scores : tuple of str
+        Score names, in the order of axis 1 (:data:`~negolens.probes.pairs.SCORES`).
+    """
 
     tagged: np.ndarray
     control: np.ndarray
@@ -39,17 +84,48 @@ class AttentionScores:
 
 
 class AttentionRecorder:
+    """Streams per-head attention masses on tagged tokens and their controls.
+
+    Parameters
+    ----------
+    model : NegoModel
+        Run through its TransformerLens bridge (eager attention).
+    window : int
+        Content tokens after a verb that count as its arguments (``verb_args``).
+    seed : int
+        Seed of the control tokens' random tie-breaks.
+
+    Examples
+    --------
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
+    >>> model = tiny_model()
+    >>> AttentionRecorder(model).record(example_transcripts(1), progress=False).tagged.shape
+    (1, 5, 2, 4)
+    """
+
     def __init__(self, model, window: int = 6, seed: int = 0):
         self.model, self.window, self.seed = model, window, seed
 
     def prepare(self, transcript: Transcript, role: str, max_turns: int | None = None, max_tokens: int | None = None):
+        """Render ``transcript`` in ``role``'s view and build its (query, key, control) pairs.
+
+        Returns
+        -------
+        (View, dict of str to PairSet)
+        """
         view = render_view(self.model, transcript, role, max_turns, max_tokens)
         pieces = self.model.tokenizer.batch_decode([[i] for i in view.chat.input_ids])
         return view, build_pairs(view, pieces, tag_chat(view.chat), self.window, self.seed)
 
     @torch.inference_mode()
-    def record(self, transcripts: list[Transcript], role: str = "buyer", batch_size: int = 4,
+    def record(self, transcripts: Sequence[Transcript], role: str = "buyer", batch_size: int = 4,
                max_turns: int | None = None, progress: bool = True, max_tokens: int | None = None) -> AttentionScores:
+        """Attention masses of every score, layer and head, per dialogue, in ``role``'s view.
+
+        One forward pass per batch; nothing of size tokens × tokens outlives its layer.
+        """
+        check_role(role)
         s, L, H = len(SCORES), self.model.shape.n_layers, self.model.shape.n_heads
         tagged = np.full((len(transcripts), s, L, H), np.nan, dtype=np.float32)
         control = np.full_like(tagged, np.nan)
@@ -100,7 +176,18 @@ class AttentionRecorder:
 
 
 def summarize_heads(scores: AttentionScores, n_boot: int = 2000, n_perm: int = 5000, seed: int = 0) -> pd.DataFrame:
-    """Tidy per-(score, layer, head) table with effect, bootstrap CI, permutation p and BH q."""
+    """Tidy per-(score, layer, head) table with effect, bootstrap CI, permutation p and BH q.
+
+    Scores present in fewer than two dialogues are left out.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`HEAD_COLUMNS`: ``tagged`` and ``control`` mean masses, ``effect`` =
+        their mean difference, its bootstrap 95% CI over dialogues (``ci_low``, ``ci_high``),
+        the sign-flip permutation ``p``, the Benjamini–Hochberg ``q`` across the heads of the
+        score, and ``n_dialogues``.
+    """
     rows = []
     _, _, L, H = scores.tagged.shape
     for j, name in enumerate(scores.scores):
@@ -120,11 +207,18 @@ def summarize_heads(scores: AttentionScores, n_boot: int = 2000, n_perm: int = 5
                 "ci_low": float(lo[idx]), "ci_high": float(hi[idx]), "p": float(p[idx]), "q": float(q[idx]),
                 "n_dialogues": int(keep.sum()),
             })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(HEAD_COLUMNS))
 
 
 def claim(table: pd.DataFrame, score: str, layer: int, head: int) -> dict:
-    """A testable statement about one head: its effect, CI, p, q and rank among all heads."""
+    """A testable statement about one head: its effect, CI, p, q and rank among all heads.
+
+    Returns
+    -------
+    dict
+        The head's row of ``table`` plus ``rank`` (1 = largest effect of the score) and ``of``
+        (heads ranked). Raises ``ValueError`` if the table has no such head.
+    """
     sub = table[table.score == score].sort_values("effect", ascending=False).reset_index(drop=True)
     hit = sub[(sub["layer"] == layer) & (sub["head"] == head)]
     if hit.empty:
@@ -134,3 +228,50 @@ def claim(table: pd.DataFrame, score: str, layer: int, head: int) -> dict:
     row["rank"] = int(hit.index[0]) + 1
     row["of"] = len(sub)
     return row
+
+
+def record_attention(model, transcripts: Sequence[Transcript], view: str = "buyer", config: AttentionConfig | None = None,
+                     *, progress: bool = True) -> pd.DataFrame:
+    """Per-head attention on verbs and prices vs matched controls, over ``transcripts``.
+
+    Records every head's attention mass on each score's key set and on its matched control
+    set (:mod:`negolens.probes.pairs`), per dialogue, and summarises them per head.
+
+    Parameters
+    ----------
+    model : NegoModel
+        The model whose heads to record.
+    transcripts : sequence of Transcript
+        Dialogues, teacher-forced.
+    view : {"buyer", "seller"}
+        Whose view to render.
+    config : AttentionConfig, optional
+        Settings; default ``AttentionConfig()``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    DataFrame
+        One row per (score, layer, head) with columns :data:`HEAD_COLUMNS` (see
+        :func:`summarize_heads`); ``attrs`` holds the model, view and number of transcripts.
+
+    Examples
+    --------
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
+    >>> model = tiny_model()
+    >>> heads = record_attention(model, example_transcripts(4), config=AttentionConfig.quick(), progress=False)
+    >>> list(heads.columns[:4])
+    ['score', 'layer', 'head', 'tagged']
+    """
+    config = config or AttentionConfig()
+    check_role(view)
+    if not transcripts:
+        raise NegolensError("no transcripts to record attention on: pass at least one")
+    recorder = AttentionRecorder(model, window=config.window, seed=config.seed)
+    scores = recorder.record(list(transcripts), view, batch_size=config.batch_size, progress=progress,
+                             max_tokens=config.max_tokens)
+    table = summarize_heads(scores, n_boot=config.n_boot, n_perm=config.n_perm, seed=config.seed)
+    table.attrs.update(model=getattr(model, "name", str(model)), view=view, n_transcripts=len(transcripts))
+    return table

@@ -16,8 +16,10 @@ import time
 
 import torch
 
-from negolens.probes.attention import AttentionRecorder
 from negolens.agents.transcripts import load_transcripts
+from negolens.probes.activations import load_model
+from negolens.probes.attention import AttentionRecorder
+from negolens.zoo import DEFAULT_MODEL
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -60,11 +62,15 @@ def measure(fn, repeats: int = 3) -> tuple[float, float]:
     return best, peak / 2**30
 
 
-def bench_recorder(model: str = "smollm2-135m-instruct", seed: int = 0, n: int = 4, tokens: int = 384) -> dict:
-    from negolens.hooked import load
-    from negolens.zoo import ZOO
+def bench_recorder(model: str = DEFAULT_MODEL, seed: int = 0, n: int = 4, tokens: int = 384) -> dict:
+    """Time and peak memory of the recorder, a plain forward and ``run_with_cache`` on one batch.
 
-    nm = load(model, fetch=model in ZOO)
+    Returns
+    -------
+    dict
+        One benchmark row (seconds, peak GiB, ratios to the plain forward).
+    """
+    nm = load_model(model)
     rec = AttentionRecorder(nm, seed=seed)
     pool = load_transcripts("craigslist-dev")
     transcripts = [t for t in pool if len(rec.prepare(t, "buyer", max_tokens=tokens)[0].chat) >= 0.85 * tokens][:n]

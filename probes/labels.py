@@ -15,6 +15,8 @@ before it — labels there only use turns < t, what the model has seen):
   model carry its secret?
 
 Undefined labels are NaN / None and those positions are left out of that probe.
+:data:`PROBE_LABELS` is the one list of labels: each with the position rule it is read at and
+its task.
 """
 
 from __future__ import annotations
@@ -23,11 +25,36 @@ import numpy as np
 import pandas as pd
 
 from negolens.agents.transcripts import Transcript
+from negolens.errors import NegolensError
 
-LABELS = ("act", "speaker", "last_offer_ratio", "gap_bucket", "last_offer_by", "deal", "own_target_ratio")
-REGRESSION = {"last_offer_ratio", "own_target_ratio"}
+__all__ = ["PROBE_LABELS", "label_table", "label_spec"]
+
+#: label → (position rule, task): where the probe reads it, and classification or regression.
+PROBE_LABELS: dict[str, tuple[str, str]] = {
+    "act": ("utterance_end", "classification"),
+    "speaker": ("utterance_end", "classification"),
+    "last_offer_ratio": ("utterance_end", "regression"),
+    "gap_bucket": ("before_reply", "classification"),
+    "last_offer_by": ("before_reply", "classification"),
+    "deal": ("utterance_end", "classification"),
+    "own_target_ratio": ("before_reply", "regression"),
+}
 GAP_EDGES = (0.05, 0.15, 0.30)
-RATIO_CAP = 2.0  # a few labelled prices are typos (10× the list price); ratios are capped at 2
+RATIO_CAP = 2.0  # some labelled prices are typos (many times the list price): ratios are capped
+
+
+def label_spec(label: str) -> tuple[str, str]:
+    """``(position rule, task)`` of ``label``; :class:`NegolensError` naming the valid labels if unknown.
+
+    Examples
+    --------
+    >>> label_spec("act")
+    ('utterance_end', 'classification')
+    """
+    try:
+        return PROBE_LABELS[label]
+    except KeyError:
+        raise NegolensError(f"unknown probe label {label!r}; choose from {', '.join(PROBE_LABELS)}") from None
 
 
 def _bucket(x: float) -> str:
@@ -38,7 +65,23 @@ def _bucket(x: float) -> str:
 
 
 def label_table(meta: pd.DataFrame, transcripts: list[Transcript], role: str) -> pd.DataFrame:
-    """``meta`` (from :func:`~negolens.probes.activations.collect`) with one column per label."""
+    """``meta`` with one column per label of :data:`PROBE_LABELS` (``speaker`` is already in it).
+
+    Parameters
+    ----------
+    meta : DataFrame
+        One row per position, as :func:`~negolens.probes.activations.collect` returns in
+        ``ActivationSet.meta`` (columns ``dialogue``, ``turn``, ``rule``, ``speaker``, …).
+    transcripts : list of Transcript
+        The dialogues the positions come from (matched on ``Transcript.id``).
+    role : {"buyer", "seller"}
+        Whose view: ``own_target_ratio`` is that role's private target.
+
+    Returns
+    -------
+    DataFrame
+        ``meta``'s columns followed by the label columns; undefined labels are NaN / None.
+    """
     by_id = {t.id: t for t in transcripts}
     out = []
     for row in meta.itertuples(index=False):
@@ -56,4 +99,5 @@ def label_table(meta: pd.DataFrame, transcripts: list[Transcript], role: str) ->
             "deal": None if tr.deal is None else ("deal" if tr.deal else "no deal"),
             "own_target_ratio": target / s.list_price,
         })
-    return pd.concat([meta.reset_index(drop=True), pd.DataFrame(out)], axis=1)
+    columns = [k for k in PROBE_LABELS if k not in meta.columns]
+    return pd.concat([meta.reset_index(drop=True), pd.DataFrame(out, columns=columns)], axis=1)

@@ -25,8 +25,44 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+__all__ = ["LinearProbe"]
+
 
 class LinearProbe(BaseEstimator):
+    """A linear probe: standardise, then logistic regression or ridge.
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}, default="classification"
+        Logistic regression (accuracy) or ridge regression (R²).
+    C : float, default=0.1
+        Inverse L2 penalty of the logistic regression.
+    alpha : float, default=1e3
+        L2 penalty of the ridge regression, on standardised features.
+    max_iter : int, default=200
+        Iterations of the logistic regression's solver.
+    tol : float, default=1e-3
+        Tolerance of the logistic regression's solver.
+
+    Attributes
+    ----------
+    pipeline_ : sklearn.pipeline.Pipeline
+        The fitted scaler → estimator pipeline.
+    classes_ : ndarray
+        Class labels (classification only).
+    n_features_in_ : int
+        Width of ``X`` seen in :meth:`fit` (the model's ``d_model``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 16)); y = (X[:, 3] > 0).astype(int)
+    >>> probe = LinearProbe(C=1.0).fit(X, y)
+    >>> bool(probe.score(X, y) > 0.9), int(np.abs(probe.direction()).argmax())
+    (True, 3)
+    """
+
     def __init__(self, task: str = "classification", C: float = 0.1, alpha: float = 1e3,
                  max_iter: int = 200, tol: float = 1e-3):
         self.task = task
@@ -43,6 +79,7 @@ class LinearProbe(BaseEstimator):
         raise ValueError(f"task must be 'classification' or 'regression', not {self.task!r}")
 
     def fit(self, X, y):
+        """Fit on activations ``X`` (n_positions, d_model) and labels ``y``; return ``self``."""
         X = np.asarray(X, dtype=np.float32)
         self.pipeline_ = make_pipeline(StandardScaler(), self._estimator()).fit(X, y)
         self.n_features_in_ = X.shape[1]
@@ -51,9 +88,11 @@ class LinearProbe(BaseEstimator):
         return self
 
     def predict(self, X):
+        """Predicted class or value per row of ``X``."""
         return self.pipeline_.predict(np.asarray(X, dtype=np.float32))
 
     def predict_proba(self, X):
+        """Class probabilities per row of ``X`` (classification only), columns in ``classes_`` order."""
         return self.pipeline_.predict_proba(np.asarray(X, dtype=np.float32))
 
     def score(self, X, y) -> float:
@@ -73,6 +112,7 @@ class LinearProbe(BaseEstimator):
         return w / np.linalg.norm(w)
 
     def save(self, folder: str | Path, **metadata) -> Path:
+        """Write ``probe.joblib``, ``probe.json`` (params + ``metadata``) and ``direction.npy``; return ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         joblib.dump(self, folder / "probe.joblib")
@@ -83,5 +123,6 @@ class LinearProbe(BaseEstimator):
 
     @staticmethod
     def load(folder: str | Path) -> tuple["LinearProbe", dict]:
+        """Read a probe that :meth:`save` wrote: ``(probe, metadata)``."""
         folder = Path(folder)
         return joblib.load(folder / "probe.joblib"), json.loads((folder / "probe.json").read_text())

@@ -27,6 +27,8 @@ import numpy as np
 
 from negolens.tagging import TokenTags
 
+__all__ = ["SCORES", "PairSet", "build_pairs"]
+
 SCORES = ("verb_args", "price_verb", "price_verb_across", "decision_own_price", "decision_other_price")
 
 

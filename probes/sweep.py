@@ -23,7 +23,26 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GroupKFold
 from tqdm.auto import tqdm
 
+from negolens.errors import NegolensError
 from negolens.probes.linear import LinearProbe
+
+__all__ = ["layer_sweep", "oof_predict", "grouped_ci", "control_labels", "undefined_reason"]
+
+
+def undefined_reason(y, groups) -> str | None:
+    """Why a probe score would be undefined for labels ``y`` over dialogues ``groups``, or None.
+
+    No positions, a constant label (accuracy or R² would be trivially perfect or undefined) or
+    fewer than two dialogues (no held-out dialogue for cross-validation).
+    """
+    y = np.asarray(y)
+    if len(y) == 0:
+        return "undefined: no positions where the label is defined"
+    if len(np.unique(y)) < 2:
+        return "undefined: constant label"
+    if len(np.unique(groups)) < 2:
+        return "undefined: fewer than 2 dialogues"
+    return None
 
 
 def _metric(task):
@@ -31,7 +50,7 @@ def _metric(task):
 
 
 def oof_predict(make, X, y, groups, n_splits: int) -> np.ndarray:
-    """Out-of-fold predictions, GroupKFold by ``groups``."""
+    """Out-of-fold predictions of ``make()`` (a fresh estimator per fold), GroupKFold by ``groups``."""
     pred = np.empty(len(y), dtype=y.dtype)
     for train, test in GroupKFold(n_splits=n_splits).split(X, y, groups):
         if y.dtype.kind not in "fc" and len(np.unique(y[train])) < 2:
@@ -42,6 +61,7 @@ def oof_predict(make, X, y, groups, n_splits: int) -> np.ndarray:
 
 
 def grouped_ci(y, pred, groups, task, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap CI of the score of ``pred`` against ``y``, resampling whole dialogues (``groups``)."""
     metric, rng = _metric(task), np.random.default_rng(seed)
     uniq = np.unique(groups)
     members = {g: np.nonzero(groups == g)[0] for g in uniq}
@@ -63,9 +83,58 @@ def control_labels(tokens: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarr
 
 def layer_sweep(acts: np.ndarray, y: np.ndarray, groups: np.ndarray, tokens: np.ndarray, task: str,
                 layers=None, n_splits: int = 5, seed: int = 0, progress: bool = True, **probe_params) -> pd.DataFrame:
-    """One row per layer: score, CI, baseline, control score, selectivity, n."""
+    """Probe one label at every layer, with baseline, control task, selectivity and CI.
+
+    Parameters
+    ----------
+    acts : ndarray of shape (n_positions, n_layers, d_model)
+        Activations (:attr:`ActivationSet.acts <negolens.probes.activations.ActivationSet>`).
+    y : array-like of shape (n_positions,)
+        Labels.
+    groups : array-like of shape (n_positions,)
+        Dialogue of each position: folds never split a dialogue.
+    tokens : array-like of shape (n_positions,)
+        Token id of each position (the control task assigns labels per token type).
+    task : {"classification", "regression"}
+        Accuracy or R².
+    layers : iterable of int, optional
+        Layers to probe (default all).
+    n_splits : int
+        Folds (at most the number of dialogues).
+    seed : int
+        Seed of the control task and the bootstrap.
+    progress : bool
+        Show a progress bar.
+    **probe_params
+        Passed to :class:`~negolens.probes.linear.LinearProbe`.
+
+    Returns
+    -------
+    DataFrame
+        One row per layer: ``layer``, ``score``, ``ci_low``, ``ci_high``, ``baseline``,
+        ``control``, ``control_baseline``, ``selectivity``, ``n``, ``n_dialogues``, ``task``.
+
+    Raises
+    ------
+    NegolensError
+        If the score is undefined (:func:`undefined_reason`): no positions, a constant label,
+        fewer than two dialogues.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(80, 2, 8)); y = rng.integers(0, 2, 80); X[:, 1, 0] += 4 * y
+    >>> curve = layer_sweep(X, y, np.repeat(np.arange(20), 4), rng.integers(0, 9, 80), "classification",
+    ...                     progress=False)
+    >>> bool(curve.score[1] > curve.score[0])
+    True
+    """
     metric = _metric(task)
     y = np.asarray(y) if task == "classification" else np.asarray(y, dtype=float)
+    groups = np.asarray(groups)
+    reason = undefined_reason(y, groups)
+    if reason:
+        raise NegolensError(f"cannot probe this label: {reason}")
     n_splits = min(n_splits, len(np.unique(groups)))
     dummy = (lambda: DummyClassifier(strategy="most_frequent")) if task == "classification" else DummyRegressor
     base_pred = oof_predict(dummy, acts[:, 0], y, groups, n_splits)

@@ -11,7 +11,7 @@ from negolens.testing import tiny_model_dir
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    return {family: tiny_model_dir(root, family) for family in ("llama", "gemma3")}
+    return {family: tiny_model_dir(root, family) for family in ("llama", "gemma3", "qwen2")}
 
 
 @pytest.fixture(scope="session", params=["llama", "gemma3"])

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from negolens.agents import extract_price
-from negolens.agents.evaluate import price_parser_accuracy
+from negolens.agents.price_accuracy import price_parser_accuracy
 from negolens.paths import data_dir
 
 

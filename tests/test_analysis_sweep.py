@@ -73,7 +73,7 @@ def test_offer_steering_and_rerun(copy_model):
     # steering along the unembedding direction of "accept" − "counter" raises the accept metric
     metric = LogitDiff.accept_vs_counter(copy_model)
     acc_points = decision_points(copy_model, transcripts(4), "buyer", "accept")
-    w = copy_model.hf.lm_head.weight
+    w = copy_model.sites.unembed_weight()
     direction = (w[metric.plus] - w[metric.minus]).detach().numpy()
     value = lambda m, pts: [float(metric(m.logits(m.batch([p.ids]))[0, -1, metric.tokens()])) for p in pts]  # noqa: E731
     curve = steering_curve(copy_model, acc_points, value, layer=1, direction=direction, alphas=[-4.0, 0.0, 4.0])
@@ -107,7 +107,7 @@ def test_ablate_cli(tiny_dirs, tmp_path):
     LinearProbe().fit(X, y).save(tmp_path / "probe", layer=0, label="toy")
     res = CliRunner().invoke(app, ["ablate", "--model", str(tiny_dirs["llama"]), "--transcripts", str(path), "--n", "4",
                                    "--metric", "offer", "--top", "2", "--rerun-n", "2", "--out", str(tmp_path / "out"),
-                                   "--steer", str(tmp_path / "probe"), "--alphas", "-2,0,2"])
+                                   "--steer", str(tmp_path / "probe"), "--alphas", "-2,0,2", "--max-tokens", "1024"])
     assert res.exit_code == 0, res.output
     for name in ("ablation_accept_zero.csv", "ablation_accept_zero.png", "top_heads.csv", "ablation_offer_zero.csv", "ablation_offer_zero.png",
                  "rerun.csv", "steering.csv"):

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from negolens import fetch as fetch_mod
+from negolens import fetching as fetch_mod
 from negolens.errors import ChecksumError, FetchError, UnknownModelError
 from negolens.zoo import ZOO, ModelSpec, WheelPart, default_model, get_spec
 

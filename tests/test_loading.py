@@ -40,3 +40,28 @@ def test_peft_adapter_dir_loads_merged(tiny_dirs, tmp_path):
     assert type(merged.hf).__name__ == "LlamaForCausalLM"  # plain layers: hooks see no LoRA wrappers
     assert torch.allclose(merged.logits(batch), want, atol=1e-4)
     assert torch.allclose(merged.bridge_logits(batch), want, atol=1e-4)
+
+
+def test_zoo_names_are_fetched_by_default(tiny_dirs, tmp_path, monkeypatch):
+    import negolens.loading as loading
+
+    monkeypatch.setenv("NEGOLENS_CACHE", str(tmp_path))
+    fetched = []
+    monkeypatch.setattr(loading, "fetch", lambda name: fetched.append(name) or tiny_dirs["gemma3"])
+    model = negolens.load("gemma3-270m")
+    assert fetched == ["gemma3-270m"] and model.shape.n_layers == 2
+    with pytest.raises(ModelNotFetchedError):
+        negolens.load("gemma3-270m", fetch=False)
+    negolens.NegoModel.load("gemma3-270m", fetch=True)
+    assert fetched == ["gemma3-270m"] * 2
+
+
+def test_package_fetch_is_the_function_even_after_use():
+    import inspect
+
+    import negolens
+    from negolens import fetching
+
+    first = negolens.fetch
+    assert inspect.isfunction(first) and first is fetching.fetch
+    assert negolens.fetch is first  # importing negolens.fetching did not rebind it to the module

@@ -66,3 +66,44 @@ def test_controls_are_untagged_words_in_the_same_turn(tiny_llama):
         for q, k, c in zip(ps.q, ps.k, ps.ctrl_k):
             assert c not in tagged and tags.token_turn[c] == tags.token_turn[k]
             assert c < q and k < q  # causal: both visible from the query
+
+
+# -- record_attention / attention_html: the library entry points ---------------------------------
+
+from negolens.errors import NegolensError  # noqa: E402
+from negolens.probes import AttentionConfig, attention_html, record_attention  # noqa: E402
+from negolens.probes.attention import HEAD_COLUMNS  # noqa: E402
+
+
+def test_record_attention_table_finds_the_planted_head(planted):
+    table = record_attention(planted, transcripts(12), config=AttentionConfig(n_perm=2000), progress=False)
+    assert list(table.columns) == list(HEAD_COLUMNS)
+    n_heads = planted.shape.n_layers * planted.shape.n_heads
+    assert len(table) == n_heads * table.score.nunique() and set(table.score) <= set(SCORES)
+    assert table.attrs["view"] == "buyer" and table.attrs["n_transcripts"] == 12
+    top = table[table.score == "decision_other_price"].sort_values("effect", ascending=False).iloc[0]
+    assert (top.layer, top["head"]) == (0, 0) and top.q < 0.01
+    # the same numbers as the recorder + summarize_heads by hand
+    scores = AttentionRecorder(planted).record(transcripts(12), "buyer", progress=False, max_tokens=512)
+    by_hand = summarize_heads(scores, n_perm=2000)
+    np.testing.assert_allclose(table.effect.to_numpy(), by_hand.effect.to_numpy(), atol=1e-6)
+
+
+def test_record_attention_rejects_bad_input(tiny_llama):
+    with pytest.raises(NegolensError, match="no transcripts"):
+        record_attention(tiny_llama, [], progress=False)
+    with pytest.raises(NegolensError, match="buyer, seller"):
+        record_attention(tiny_llama, transcripts(2), view="referee", progress=False)
+
+
+def test_summarize_heads_without_enough_dialogues_keeps_columns(tiny_llama):
+    table = record_attention(tiny_llama, transcripts(1), config=AttentionConfig.quick(), progress=False)
+    assert table.empty and list(table.columns) == list(HEAD_COLUMNS)
+
+
+def test_attention_html_needs_no_recorder(tiny_llama, tmp_path):
+    page = attention_html(tiny_llama, transcripts(1)[0], "seller", 1, 1, tmp_path / "L1H1.html", max_tokens=200)
+    html = page.read_text()
+    assert "unpkg.com" not in html and "CircuitsVis" in html and "seller's view" in html
+    with pytest.raises(NegolensError, match="no head L1H9"):
+        attention_html(tiny_llama, transcripts(1)[0], "buyer", 1, 9, tmp_path / "bad.html")

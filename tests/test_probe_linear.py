@@ -80,3 +80,79 @@ def test_collect_labels_and_cache(tiny_llama, tmp_path):
     q = tiny_llama.tokenizer.convert_tokens_to_ids("?")
     y = (acts.meta.token_id == q).to_numpy() | (acts.meta.turn == 2).to_numpy()
     assert LinearProbe(C=10.0).fit(acts.acts[:, 0].astype(np.float32), y).score(acts.acts[:, 0].astype(np.float32), y) > 0.95
+
+
+# -- fit_probes: the library entry point ---------------------------------------------------------
+
+import pytest  # noqa: E402
+
+from negolens.errors import NegolensError  # noqa: E402
+from negolens.probes import PROBE_LABELS, ProbeConfig, fit_probes  # noqa: E402
+from negolens.probes.activations import fingerprint  # noqa: E402
+
+
+@pytest.fixture()
+def planted_cache(tiny_llama, tmp_path):
+    """Real positions of 12 synthetic dialogues, with ``speaker`` written into layer 1 only,
+    saved as a cache that fit_probes must reuse."""
+    items = transcripts(12)
+    acts = collect(tiny_llama, items, "buyer", progress=False)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=acts.acts.shape).astype(np.float32)
+    X[:, 1, :32] += np.where(acts.meta.speaker == "buyer", 1.0, -1.0)[:, None]  # spread over many axes
+    acts.acts = X
+    acts.info.update(model=tiny_llama.name, transcripts=fingerprint(items), role="buyer", n=len(items), max_tokens=512)
+    acts.save(tmp_path / "cache")
+    return items, tmp_path / "cache"
+
+
+def test_fit_probes_reads_a_planted_label_at_its_layer(tiny_llama, planted_cache, tmp_path):
+    items, cache = planted_cache
+    said = []
+    result = fit_probes(tiny_llama, items, ["speaker", "own_target_ratio", "deal"], cache=cache, progress=False,
+                        log=said.append)
+    assert result.from_cache and said == [f"reusing cached activations in {cache}"]
+    curve = result.curves[result.curves.label == "speaker"].set_index("layer")
+    assert curve.loc[1, "score"] > 0.95 and curve.loc[0, "score"] < 0.8  # (few dialogues: layer 0 is noisy)
+    assert result.metadata["speaker"] == {
+        "model": tiny_llama.name, "layer": 1, "position_rule": "utterance_end", "label": "speaker",
+        "hook": "blocks.1.hook_resid_post", "dtype": "float16", "tl_mode": result.info["tl_mode"], "role": "buyer"}
+    assert isinstance(result.probes["speaker"], LinearProbe) and result.probes["speaker"].n_features_in_ == 64
+    assert result.skipped == {"own_target_ratio": "undefined: constant label"}  # every builtin target is the same ratio
+    assert "deal" in set(result.curves.label)
+    lines = result.summary()
+    assert lines[0].strip().startswith("speaker best layer  1:") and "selectivity" in lines[0]
+    assert lines[1].strip() == "own_target_ratio skipped: undefined: constant label"
+    assert list(result.curves.columns[:3]) == ["label", "layer", "score"]
+    folder = result.save(tmp_path / "out")
+    back, meta = LinearProbe.load(folder / "speaker")
+    assert meta["layer"] == 1 and meta["label"] == "speaker" and (folder / "speaker" / "direction.npy").is_file()
+    assert list(back.classes_) == list(result.probes["speaker"].classes_) == ["buyer", "seller"]
+    # another max_tokens: the cache does not match, activations are collected afresh (and re-saved)
+    fresh = fit_probes(tiny_llama, items, "speaker", config=ProbeConfig(max_tokens=300, layers="1"), cache=cache,
+                       progress=False)
+    assert not fresh.from_cache and fresh.info["max_tokens"] == 300
+    assert set(fresh.curves.layer) <= {1} and set(fresh.curves.label) | set(fresh.skipped) == {"speaker"}
+    assert ActivationSet.load(cache).info["max_tokens"] == 300
+
+
+def test_fit_probes_rejects_bad_input(tiny_llama):
+    items = transcripts(3)
+    with pytest.raises(NegolensError, match="choose from act, speaker"):
+        fit_probes(tiny_llama, items, ["speakers"], progress=False)
+    with pytest.raises(NegolensError, match="layer 2 out of range"):
+        fit_probes(tiny_llama, items, ["speaker"], config=ProbeConfig(layers="0,2"), progress=False)
+    with pytest.raises(NegolensError, match="not an integer"):
+        fit_probes(tiny_llama, items, ["speaker"], config=ProbeConfig(layers="first"), progress=False)
+    with pytest.raises(NegolensError, match="no transcripts"):
+        fit_probes(tiny_llama, [], ["speaker"], progress=False)
+    empty = [type(items[0])("empty", items[0].scenario, [])]
+    with pytest.raises(NegolensError, match="no positions"):
+        fit_probes(tiny_llama, empty, ["speaker"], progress=False)
+    assert set(ProbeConfig().labels) <= set(PROBE_LABELS)
+
+
+def test_layer_sweep_refuses_a_constant_label():
+    X, _, groups, tokens = planted_data()
+    with pytest.raises(NegolensError, match="constant label"):
+        layer_sweep(X, np.full(len(X), 0.75), groups, tokens, "regression", progress=False)

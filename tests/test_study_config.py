@@ -1,8 +1,12 @@
-"""Study plumbing that needs no model: the conditions it plays and how it calls CLI verbs."""
+"""Study plumbing that needs no model: the conditions it plays and how its config is composed."""
 
-import typer
+import dataclasses
 
-from negolens.study import Study, StudyConfig, _call
+from negolens.agents.runner import RunConfig
+from negolens.analysis import AblationConfig
+from negolens.cli.study import Study, StudyConfig
+from negolens.probes import AttentionConfig, ProbeConfig
+from negolens.training import GRPORunConfig, SFTConfig
 
 
 def test_conditions_cover_the_matrix_personalities_and_cot(tmp_path):
@@ -18,8 +22,21 @@ def test_conditions_cover_the_matrix_personalities_and_cot(tmp_path):
     assert len([c for c in quick if c["group"] == "personality"]) == 3  # the diagonal only
 
 
-def test_call_fills_typer_defaults():
-    def verb(a: int = typer.Option(3), b: str = typer.Option("x")):
-        return a, b
+def _changed(cfg) -> dict:
+    plain = type(cfg)()
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(plain, f.name)}
 
-    assert _call(verb, b="y") == (3, "y")
+
+def test_quick_preset_is_composed_from_the_components_presets():
+    q = StudyConfig.quick_preset(seed=3)
+    assert q.quick and q.seed == 3
+    # every component starts from its own quick preset; only the listed fields differ from it
+    assert _changed(q.sft).keys() - _changed(SFTConfig.quick()).keys() <= {"steps", "dtype", "seed"}
+    assert _changed(q.attention).keys() - _changed(AttentionConfig.quick()).keys() <= {"seed"}
+    assert _changed(q.probes).keys() - _changed(ProbeConfig.quick()).keys() <= {"seed"}
+    assert _changed(q.ablation).keys() - _changed(AblationConfig.quick()).keys() <= {"metric", "top", "seed"}
+    assert _changed(q.grpo).keys() - _changed(GRPORunConfig.quick()).keys() <= {
+        "steps", "products_per_step", "group_size", "eval_products", "max_turns", "seed"}
+    assert q.negotiation == RunConfig(max_turns=4, seed=3)
+    # the study seed reaches every component that has one
+    assert {q.sft.seed, q.attention.seed, q.probes.seed, q.ablation.seed, q.grpo.seed} == {3}

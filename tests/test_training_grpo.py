@@ -11,7 +11,7 @@ from negolens.agents.runner import RunConfig, run_negotiations
 from negolens.agents.llm_agent import LLMAgent
 from negolens.agents.scenarios import load_scenarios
 from negolens.errors import NegolensError
-from negolens.training.evaluate import paired_comparison
+from negolens.training.heldout import paired_comparison
 from negolens.training.grpo import GRPORunConfig, read_steps, train_grpo
 from negolens.training.rollouts import _generated_text, buyer_sequence, step_stats
 
@@ -98,7 +98,7 @@ def test_grpo_runs_under_accelerate_launch_on_two_cpu_processes(tiny_dirs, tmp_p
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "negolens.cli", "train", "grpo",
-           "--model", str(tiny_dirs["llama"]), "--scenarios", "builtin", "--steps", "2", "--products-per-step", "1",
+           "--model", str(tiny_dirs["llama"]), "--source", "builtin", "--steps", "2", "--products-per-step", "1",
            "--group-size", "2", "--max-turns", "4", "--eval-products", "0", "--save-every", "2", "--out", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"})  # gloo, not NCCL
     assert res.returncode == 0, res.stderr[-3000:]
@@ -107,3 +107,58 @@ def test_grpo_runs_under_accelerate_launch_on_two_cpu_processes(tiny_dirs, tmp_p
     recs = [json.loads(x) for x in (out / "rollouts" / "step00001.jsonl").read_text().splitlines()]
     assert {r["process"] for r in recs} == {0, 1} and len({r["id"] for r in recs}) == 4
     assert (out / "final" / "negolens_manifest.json").is_file()
+
+
+def test_quick_preset_changes_only_its_documented_fields():
+    import dataclasses
+
+    base, quick = GRPORunConfig(), GRPORunConfig.quick()
+    changed = {f.name for f in dataclasses.fields(GRPORunConfig) if getattr(base, f.name) != getattr(quick, f.name)}
+    assert changed == {"steps", "eval_products", "max_turns", "save_every"}
+    assert (quick.steps, quick.eval_products, quick.max_turns, quick.save_every) == (4, 8, 6, 2)
+    assert GRPORunConfig.quick(steps=9).steps == 9
+
+
+def test_split_scenarios_builtin_train_and_test_are_disjoint_and_seeded():
+    from negolens.agents.scenarios import load_scenarios, split_scenarios
+
+    train, test = split_scenarios("builtin", "train"), split_scenarios("builtin", "test")
+    assert train and test and {s.id for s in train}.isdisjoint({s.id for s in test})
+    assert len(train) + len(test) == len(load_scenarios("builtin"))
+    pick = [s.id for s in split_scenarios("builtin", "test", 3, seed=1)]
+    assert len(pick) == 3 and set(pick) <= {s.id for s in test}
+    assert pick == [s.id for s in split_scenarios("builtin", "test", 3, seed=1)]
+    with pytest.raises(NegolensError, match="split must be"):
+        split_scenarios("builtin", "dev")
+
+
+def test_split_scenarios_amazon_and_craigslist_are_disjoint():
+    from negolens.agents.scenarios import split_scenarios
+    from negolens.paths import data_dir
+
+    if data_dir() is None:
+        pytest.skip("no data directory")
+    for source in ("amazon", "craigslist"):
+        train, test = split_scenarios(source, "train"), split_scenarios(source, "test")
+        assert train and test and {s.id for s in train}.isdisjoint({s.id for s in test}), source
+    held = split_scenarios("amazon", "test", 5, seed=0)
+    assert len(held) == 5 and [s.id for s in held] == [s.id for s in split_scenarios("amazon", "test", 5, seed=0)]
+
+
+def test_run_grpo_trains_then_compares_start_and_final_on_held_out(tiny_dirs, tmp_path):
+    from negolens.training import GRPOResult, run_grpo
+
+    cfg = GRPORunConfig(model=str(tiny_dirs["llama"]), source="builtin", steps=1, products_per_step=1, group_size=2,
+                        max_turns=2, max_utterance_tokens=6, save_every=1, eval_products=2)
+    messages = []
+    result = run_grpo(cfg, tmp_path / "run", log=messages.append, progress=False)
+    assert isinstance(result, GRPOResult) and result.final == tmp_path / "run" / "final"
+    assert [s["step"] for s in result.steps] == [1]
+    assert len(result.before) == len(result.after) == 2
+    assert [r["id"] for r in result.before] == [r["id"] for r in result.after]  # the same held-out scenarios
+    assert result.comparison.set_index("metric").loc["reward", "n_pairs"] == 2
+    assert (tmp_path / "run" / "eval.json").is_file() and "paired" in messages[-1]
+    from negolens.agents.scenarios import split_scenarios
+
+    held = {s.id for s in split_scenarios("builtin", "test")}
+    assert {r["scenario"]["id"] for r in result.after} <= held

@@ -79,3 +79,84 @@ def test_bf16_autocast_step_matches_fp32(tiny_llama):
     assert abs(low - ref) / ref < 0.02
     with pytest.raises(NegolensError, match="float32 or bfloat16"):
         autocast("float16")
+
+
+def test_quick_preset_changes_only_its_documented_fields():
+    import dataclasses
+
+    base, quick = SFTConfig(), SFTConfig.quick()
+    changed = {f.name for f in dataclasses.fields(SFTConfig) if getattr(base, f.name) != getattr(quick, f.name)}
+    assert changed == {"steps", "train_dialogues", "eval_examples", "max_tokens"}
+    assert (quick.steps, quick.train_dialogues, quick.eval_examples, quick.max_tokens) == (30, 80, 24, 384)
+    assert SFTConfig.quick(steps=7, role="seller").steps == 7  # overrides win over the preset
+    from negolens.zoo import DEFAULT_MODEL
+
+    assert base.model == DEFAULT_MODEL
+
+
+def test_every_config_field_has_help():
+    import dataclasses
+
+    from negolens.training.grpo import GRPORunConfig
+
+    for cls in (SFTConfig, GRPORunConfig):
+        assert all(f.metadata.get("help") for f in dataclasses.fields(cls)), cls.__name__
+
+
+@pytest.mark.parametrize("mode, lr", [("lora", 2e-4), ("full", 3e-5)])
+def test_lr_resolves_by_mode_unless_given(mode, lr):
+    assert SFTConfig(mode=mode).lr == lr
+    assert SFTConfig(mode=mode, lr=1e-3).lr == 1e-3  # an explicit rate is kept
+
+
+def test_config_rejects_unknown_role_and_dtype():
+    with pytest.raises(NegolensError, match="role must be"):
+        SFTConfig(role="broker")
+    with pytest.raises(NegolensError, match="float32 or bfloat16"):
+        SFTConfig(dtype="float16")
+
+
+def _tiny_data(root, n_test=10, n_dev=6):
+    """A data directory with the first Craigslist dialogues of each file."""
+    from negolens.paths import data_dir
+
+    real = data_dir()
+    if real is None or not (real / "craigslist_bargains").is_dir():
+        pytest.skip("no Craigslist data directory")
+    folder = root / "craigslist_bargains"
+    folder.mkdir(parents=True)
+    for name, n in (("test.jsonl", n_test), ("validation_dev.jsonl", n_dev)):
+        lines = (real / "craigslist_bargains" / name).read_text().splitlines()[:n]
+        (folder / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_run_sft_builds_craigslist_examples_trains_and_saves_a_loadable_checkpoint(tiny_dirs, tmp_path):
+    from negolens.training import SFTResult, run_sft
+
+    data = _tiny_data(tmp_path / "data")
+    cfg = SFTConfig(model=str(tiny_dirs["llama"]), steps=3, batch_size=2, eval_every=3, max_tokens=1024,
+                    train_dialogues=8, eval_examples=3)
+    messages = []
+    result = run_sft(cfg, tmp_path / "ckpt", data=data, log=messages.append, progress=False)
+    assert isinstance(result, SFTResult) and result.checkpoint == tmp_path / "ckpt"
+    m = result.manifest
+    assert [p["step"] for p in result.eval_curve] == [0, 3] and m["eval_examples"] == 3
+    assert m["train_examples"] > 0 and m["tokens_per_s"] > 0 and "validation_dev" in m["data"]
+    assert m["config"]["train_dialogues"] == 8 and m["config"]["lr"] == 2e-4
+    assert json.loads((result.checkpoint / "negolens_manifest.json").read_text()) == m
+    assert any("held-out loss" in line for line in messages) and str(result.checkpoint) in messages[-1]
+    tuned = negolens.load(result.checkpoint)
+    assert type(tuned.hf).__name__ == "LlamaForCausalLM"
+
+
+def test_run_sft_without_held_out_examples(tiny_dirs, tmp_path):
+    from negolens.training import run_sft
+
+    data = _tiny_data(tmp_path / "data", n_dev=0)
+    base = negolens.load(tiny_dirs["llama"])
+    cfg = SFTConfig(model=str(tiny_dirs["llama"]), mode="full", steps=2, batch_size=2, max_tokens=1024,
+                    train_dialogues=6, eval_examples=0)
+    result = run_sft(cfg, tmp_path / "ckpt", data=data, model=base, progress=False)
+    assert result.eval_curve == [] and result.manifest["eval_examples"] == 0
+    assert (result.checkpoint / "config.json").is_file()

@@ -1,4 +1,39 @@
-"""negolens.training — makes better agents: SFT (full, LoRA, QLoRA) and RLVR/GRPO.
+"""negolens.training — makes better agents: SFT role specialists and the RLVR (GRPO) buyer.
 
 May import ``negolens.agents`` and the core; never probes, analysis or figures.
+
+Entry points, one call each, returning their result:
+
+* :func:`run_sft` — a role specialist (full, LoRA or QLoRA) fine-tuned on Craigslist Bargains,
+  with a held-out loss curve (:class:`SFTConfig`, :class:`SFTResult`);
+* :func:`run_grpo` — a buyer trained with GRPO against a regulated seller on a verifiable
+  economic reward, then compared with its start on held-out scenarios
+  (:class:`GRPORunConfig`, :class:`GRPOResult`).
+
+Building blocks: :func:`build_examples` and :func:`train_sft` (SFT on examples you choose),
+:func:`train_grpo` and :func:`read_steps` (GRPO on scenarios you choose, its per-step log),
+:func:`play`, :func:`paired_comparison` and :func:`format_comparison` (held-out, paired
+evaluation of any two buyers, :mod:`~negolens.training.heldout`). Modules:
+:mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
+:mod:`~negolens.training.rollouts`, :mod:`~negolens.training.grpo`,
+:mod:`~negolens.training.heldout`, :mod:`~negolens.training.bench`.
+
+>>> from negolens.training import SFTConfig, GRPORunConfig
+>>> SFTConfig.quick().steps, SFTConfig(mode="full").lr
+(30, 3e-05)
+>>> GRPORunConfig.quick(source="builtin").eval_products
+8
+>>> result = run_sft(SFTConfig.quick(role="buyer"), "results/sft-buyer")  # doctest: +SKIP
 """
+
+from negolens.training.data import Example, build_examples, protocol_turns
+from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
+from negolens.training.heldout import format_comparison, paired_comparison, play
+from negolens.training.rollouts import buyer_sequence, step_stats
+from negolens.training.sft import SFTConfig, SFTResult, run_sft, train_sft
+
+__all__ = [
+    "SFTConfig", "SFTResult", "run_sft", "train_sft", "build_examples", "protocol_turns", "Example",
+    "GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "buyer_sequence", "step_stats",
+    "play", "paired_comparison", "format_comparison",
+]

@@ -23,8 +23,14 @@ from negolens.agents.protocol import Act, format_action
 IGNORE = -100
 
 
+__all__ = ["IGNORE", "Example", "protocol_turns", "build_examples"]
+
+
 @dataclass
 class Example:
+    """One supervised example: token ids, labels (``IGNORE`` outside the target turn), its
+    dialogue id and the role whose turn is the target."""
+
     input_ids: list[int]
     labels: list[int]
     dialogue: str
@@ -44,7 +50,42 @@ def protocol_turns(transcript) -> list[tuple[str, str]]:
 
 
 def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 512) -> list[Example]:
-    """Examples for ``role`` (``generalist``: both roles, each with its own view)."""
+    """Supervised examples of one role's turns, each with the dialogue so far as context.
+
+    Parameters
+    ----------
+    model : NegoModel
+        Supplies the tokenizer and chat format.
+    transcripts : list of Transcript
+        Dialogues (see :func:`negolens.agents.transcripts.load_transcripts`).
+    role : str
+        ``buyer``, ``seller`` or ``generalist`` (both roles, each with its own view).
+    max_tokens : int
+        Examples longer than this are dropped, never cut.
+
+    Returns
+    -------
+    list of Example
+        In transcript order, then role, then turn.
+
+    Examples
+    --------
+    >>> import negolens, tempfile
+    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.agents.scenarios import load_scenarios
+    >>> from negolens.agents.transcripts import Transcript, Utterance
+    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> turns = [Utterance("buyer", "Would you take $200?"), Utterance("seller", "I can do $240."),
+    ...          Utterance("buyer", "Deal at $240.")]
+    >>> chat = Transcript("t0", load_scenarios("builtin")[0], turns)
+    >>> [e.role for e in build_examples(model, [chat], "buyer")]
+    ['buyer', 'buyer']
+
+    With real dialogues (needs the data directory):
+
+    >>> from negolens.agents.transcripts import load_transcripts
+    >>> examples = build_examples(model, load_transcripts("craigslist-dev", 2), "buyer")  # doctest: +SKIP
+    """
     roles = ("buyer", "seller") if role == "generalist" else (role,)
     tok, out = model.tokenizer, []
     end = model.stop_ids()[0] if model.tokenizer.eos_token_id is None else model.tokenizer.eos_token_id

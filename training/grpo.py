@@ -18,53 +18,132 @@ turns and the template carry no gradient. Everything else — optimizer, KL to t
 Per step we log the paper's phase quantities (reward, deal rate, bargained ratio, overshoot
 rate, first offer / budget, dialogue length) to ``steps.jsonl`` and keep every rollout
 dialogue under ``rollouts/``.
+
+:func:`run_grpo` is the whole job (train split, training, paired held-out evaluation);
+:func:`train_grpo` trains on scenarios you choose.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from negolens.config import option, to_dict
 from negolens.errors import NegolensError
 from negolens.training.rollouts import buyer_sequence, step_stats
 from negolens.training.sft import LORA_TARGETS
+from negolens.zoo import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "NegotiationRollout",
+           "rlvr_reward_func"]
 
 
 @dataclass
 class GRPORunConfig:
-    model: str = "smollm2-135m-instruct"  # the starting buyer: zoo name or checkpoint (e.g. the SFT buyer)
-    seller: str = "rule"  # counterpart spec (see negolens.agents.factory), regulated by the protocol
-    source: str = "amazon"  # scenarios: AmazonHistoryPrice train split (eval on its test split)
-    steps: int = 40
-    products_per_step: int = 2
-    group_size: int = 4  # G rollouts per product
-    lr: float = 5e-5
-    beta: float = 0.04  # KL coefficient to the starting model
-    loss_type: str = "grpo"
-    scale_rewards: str = "group"  # group | batch | none
-    temperature: float = 1.0
-    max_turns: int = 8
-    max_utterance_tokens: int = 32
-    mode: str = "lora"  # lora | full
-    lora_r: int = 16
-    lora_alpha: int = 32
-    dtype: str = "float32"  # bfloat16: autocast matmuls
-    save_every: int = 10
-    seed: int = 0
+    """Settings of a GRPO run (every field is a ``negolens train grpo`` option).
+
+    Examples
+    --------
+    >>> GRPORunConfig().group_size, GRPORunConfig.quick().steps
+    (4, 4)
+    """
+
+    model: str = option(DEFAULT_MODEL, "starting buyer: zoo name or checkpoint (e.g. the SFT buyer)")
+    seller: str = option("rule", "regulated counterpart: rule[:personality] or MODEL spec")
+    source: str = option("amazon", "scenarios: amazon (its train/test split) | builtin (hashed 80/20 split) | craigslist")
+    steps: int = option(40, "GRPO steps")
+    products_per_step: int = option(2, "training products per step")
+    group_size: int = option(4, "G: negotiations per product (advantages are group-relative)")
+    lr: float = option(5e-5, "learning rate")
+    beta: float = option(0.04, "KL coefficient to the starting model")
+    loss_type: str = option("grpo", "TRL's GRPO loss type (e.g. grpo, dr_grpo, dapo)")
+    scale_rewards: str = option("group", "advantage scaling: group | batch | none")
+    temperature: float = option(1.0, "sampling temperature of the rollouts")
+    max_turns: int = option(8, "turns per negotiation")
+    max_utterance_tokens: int = option(32, "tokens per utterance in the rollouts")
+    mode: str = option("lora", "lora | full")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha (the adapter is scaled by alpha / r)")
+    dtype: str = option("float32", "float32 | bfloat16 (autocast matmuls)")
+    save_every: int = option(10, "checkpoint every N steps (a rerun resumes from the last)")
+    eval_products: int = option(40, "held-out test products for the before/after evaluation (0: skip)")
+    seed: int = option(0, "seed of the rollouts, the data order and the evaluation sample")
 
     def __post_init__(self) -> None:
         if self.mode not in ("lora", "full"):
             raise NegolensError(f"GRPO mode must be lora or full, not {self.mode!r}")
         if self.group_size < 2:
             raise NegolensError("group_size must be at least 2: advantages are relative to the group")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise NegolensError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
+        if self.steps < 1 or self.products_per_step < 1 or self.save_every < 1:
+            raise NegolensError("steps, products_per_step and save_every must be at least 1")
+
+    @classmethod
+    def quick(cls, **overrides) -> "GRPORunConfig":
+        """A few-minute preset for tests and demos: few steps, short dialogues, a small evaluation.
+
+        Parameters
+        ----------
+        **overrides
+            Any field, applied after the preset.
+
+        Returns
+        -------
+        GRPORunConfig
+        """
+        return cls(**{"steps": 4, "eval_products": 8, "max_turns": 6, "save_every": 2, **overrides})
+
+
+@dataclass
+class GRPOResult:
+    """What :func:`run_grpo` returns.
+
+    Attributes
+    ----------
+    final : Path
+        The trained buyer's checkpoint (loads with :func:`negolens.load`).
+    steps : list of dict
+        Per-step quantities (:func:`read_steps`): reward, deal rate, bargained ratio, overshoot...
+    comparison : pandas.DataFrame or None
+        The paired start-vs-final evaluation (:func:`~negolens.training.heldout.paired_comparison`);
+        ``None`` when ``eval_products`` is 0 (or on a non-main process of a multi-GPU run).
+    before, after : list of dict
+        The held-out dialogue records of the starting and the trained buyer.
+    """
+
+    final: Path
+    steps: list[dict]
+    comparison: pd.DataFrame | None = None
+    before: list[dict] = field(default_factory=list)
+    after: list[dict] = field(default_factory=list)
 
 
 class NegotiationRollout:
-    """``rollout_func`` for TRL: prompts are scenario ids; each becomes negotiations."""
+    """TRL's ``rollout_func``: prompts are scenario ids, each played as negotiations.
+
+    Parameters
+    ----------
+    cfg : GRPORunConfig
+        Seller, temperature, turns and seed of the rollouts.
+    scenarios : dict
+        Scenario by id (the ids are the dataset's prompts).
+    tokenizer : transformers.PreTrainedTokenizerBase
+        The policy's tokenizer.
+    out : Path
+        Run directory: ``rollouts/stepNNNNN.jsonl`` and ``steps.jsonl`` are written there.
+    path : str or Path
+        The policy's model directory (for the :class:`~negolens.hooked.NegoModel` wrapper).
+    """
 
     def __init__(self, cfg: GRPORunConfig, scenarios: dict, tokenizer, out: Path, path: str | Path):
         from negolens.agents.factory import make_agent
@@ -74,6 +153,7 @@ class NegotiationRollout:
         (out / "rollouts").mkdir(parents=True, exist_ok=True)
 
     def __call__(self, prompts: list[str], trainer) -> dict:
+        """Play the negotiations of one step; return TRL's rollout dict with the buyer's ``env_mask``."""
         from negolens.agents.llm_agent import LLMAgent
         from negolens.agents.runner import RunConfig, run_negotiations
         from negolens.hooked import NegoModel
@@ -122,26 +202,54 @@ class NegotiationRollout:
 
 
 def rlvr_reward_func(prompts, completions, rlvr_reward, **_) -> list[float]:
-    """The verifiable reward, computed by the environment during the rollout."""
+    """TRL reward function: the verifiable reward the environment computed during the rollout."""
     return [float(r) for r in rlvr_reward]
 
 
 def read_steps(out: str | Path) -> list[dict]:
-    """Per-step stats, last write per step wins (a resumed run rewrites the steps it redoes)."""
+    """Per-step stats of a run directory, last write per step wins (a resumed run rewrites the
+    steps it redoes); ``[]`` before the first step."""
+    from negolens.agents.runner import read_records
+
     path = Path(out) / "steps.jsonl"
-    by_step = {}
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        by_step[rec["step"]] = rec
+    by_step = {rec["step"]: rec for rec in (read_records(path) if path.is_file() else [])}
     return [by_step[k] for k in sorted(by_step)]
 
 
 def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resume: bool = True,
                progress: bool = True) -> Path:
-    """Train ``model`` (a NegoModel, the starting buyer) with GRPO; checkpoint + manifest in ``out``."""
+    """Train a buyer with GRPO on ``scenarios``; checkpoints, logs and the final model in ``out``.
+
+    Parameters
+    ----------
+    model : NegoModel
+        The starting buyer (``cfg.model`` loaded; the reference is saved as the adapter's base).
+    cfg : GRPORunConfig
+        The run's settings (``eval_products`` and ``source`` are not used here).
+    scenarios : list of Scenario
+        Training scenarios (:func:`~negolens.agents.scenarios.split_scenarios` ``"train"``).
+    out : str or Path
+        Run directory: ``checkpoint-N/``, ``steps.jsonl``, ``rollouts/`` and ``final/``.
+    resume : bool
+        Continue from the last ``checkpoint-N`` in ``out``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Path
+        ``out / "final"``, with ``negolens_manifest.json``.
+
+    Examples
+    --------
+    >>> import negolens, tempfile
+    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.agents.scenarios import split_scenarios
+    >>> base = str(tiny_model_dir(tempfile.mkdtemp()))
+    >>> cfg = GRPORunConfig(model=base, steps=1, products_per_step=1, group_size=2, max_turns=2)
+    >>> final = train_grpo(negolens.load(base), cfg, split_scenarios("builtin", "train"), tempfile.mkdtemp(),
+    ...                    progress=False)  # doctest: +SKIP
+    """
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -187,7 +295,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         conf = json.loads(conf_path.read_text())
         conf["base_model_name_or_path"] = str(Path(cfg.model).resolve()) if Path(cfg.model).exists() else cfg.model
         conf_path.write_text(json.dumps(conf, indent=2))
-    manifest = {"kind": "grpo", "base_model": cfg.model, "config": asdict(cfg), "seconds": seconds,
+    manifest = {"kind": "grpo", "base_model": cfg.model, "config": to_dict(cfg), "seconds": seconds,
                 "resumed_from": str(last) if last else None, "steps": read_steps(out),
                 "data": f"{cfg.source} train split ({len(scenarios)} products)"}
     (final / "negolens_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
@@ -197,3 +305,65 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
 def _last_checkpoint(out: Path) -> Path | None:
     points = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return points[-1] if points else None
+
+
+def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None = None, model=None,
+             log: Callable[[str], None] | None = None, progress: bool = True) -> GRPOResult:
+    """The RLVR buyer: GRPO on the train split, then a paired before/after held-out evaluation.
+
+    Trains against ``config.seller`` on the ``train`` split of ``config.source``
+    (:func:`~negolens.agents.scenarios.split_scenarios`), then plays the starting and the final
+    buyer greedily on ``config.eval_products`` scenarios of the ``test`` split and pairs them
+    per scenario (:func:`~negolens.training.heldout.paired_comparison`). A rerun resumes from
+    the last checkpoint and from the dialogues already played.
+
+    Parameters
+    ----------
+    config : GRPORunConfig
+        What to train (see :meth:`GRPORunConfig.quick` for a few-minute run).
+    out : str or Path
+        Run directory: checkpoints, ``steps.jsonl``, ``rollouts/``, ``final/``, and with an
+        evaluation ``eval-start/``, ``eval-final/`` and ``eval.json``.
+    data : str or Path, optional
+        The data directory (unused for ``builtin``).
+    model : NegoModel, optional
+        ``config.model`` already loaded; it is trained in place, or given adapters in place.
+    log : callable, optional
+        Receives one-line messages (the checkpoint, the comparison table).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    GRPOResult
+
+    Examples
+    --------
+    >>> from negolens.training import GRPORunConfig, run_grpo
+    >>> result = run_grpo(GRPORunConfig.quick(source="builtin"), "results/grpo")  # doctest: +SKIP
+    >>> result.comparison.set_index("metric").loc["reward", "diff"]  # doctest: +SKIP
+    """
+    from negolens.agents.scenarios import split_scenarios
+    from negolens.training.heldout import format_comparison, paired_comparison, play
+
+    say = log or (lambda _msg: None)
+    out = Path(out)
+    train = split_scenarios(config.source, "train", data=data, seed=config.seed)
+    if model is None:
+        from negolens.hooked import load
+
+        model = load(config.model, attn_implementation="sdpa")  # no patterns needed
+    final = train_grpo(model, config, train, out, progress=progress)
+    del model
+    say(f"checkpoint: {final}")
+    result = GRPOResult(final, read_steps(out))
+    if not config.eval_products or os.environ.get("RANK", "0") != "0":  # evaluate once, on the main process
+        return result
+    held = split_scenarios(config.source, "test", config.eval_products, data=data, seed=config.seed)
+    kw = dict(max_turns=config.max_turns, seed=config.seed, progress=progress)
+    result.before = play(config.model, held, config.seller, out / "eval-start", **kw)
+    result.after = play(final, held, config.seller, out / "eval-final", **kw)
+    result.comparison = paired_comparison(result.before, result.after, seed=config.seed)
+    result.comparison.to_json(out / "eval.json", orient="records", indent=2)
+    say(format_comparison(result.comparison, "start", "GRPO"))
+    return result

@@ -19,20 +19,11 @@ by the unconstrained policy, which also rewards keeping the format.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from negolens.agents.prompts import system_prompt, view_messages
 from negolens.agents.protocol import Act, TurnRecord, format_action
 from negolens.chat import tokens_overlapping
 
-
-@dataclass
-class Rollout:
-    prompt_ids: list[int]
-    completion_ids: list[int]
-    env_mask: list[int]
-    reward: float
-    record: dict
+__all__ = ["buyer_sequence", "step_stats"]
 
 
 def _generated_text(turn: dict) -> str:

@@ -1,10 +1,12 @@
 """Supervised fine-tuning of role specialists: full, LoRA (peft) or QLoRA (bitsandbytes, CUDA).
 
-Configured by :class:`SFTConfig` (TRL-style), run by :func:`train_sft`, saved with a manifest.
-The loop computes the 49k-vocabulary logits only at target positions (the last hidden state
-is gathered where labels are set, then multiplied by the unembedding) — most positions are
-prompt, so this saves most of the head's cost. The checkpoint loads anywhere a model is asked
-for: a LoRA adapter directory (merged on load) or a full HF directory.
+:func:`run_sft` is the whole job — load the base, build Craigslist examples, train, save — and
+:func:`train_sft` the loop on examples you built yourself. Both are configured by
+:class:`SFTConfig` and save a checkpoint with a manifest. The loop computes the
+vocabulary-sized logits only at target positions (the last hidden state is gathered where
+labels are set, then multiplied by the unembedding): most positions are prompt, so this saves
+most of the head's cost. The checkpoint loads anywhere a model is asked for: a LoRA adapter
+directory (merged on load) or a full HF directory.
 """
 
 from __future__ import annotations
@@ -14,43 +16,105 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
+from negolens.config import option, to_dict
 from negolens.errors import NegolensError
-from negolens.training.data import IGNORE, Example
+from negolens.training.data import IGNORE, Example, build_examples
+from negolens.zoo import DEFAULT_MODEL
+
+__all__ = ["LORA_TARGETS", "ROLES", "SFTConfig", "SFTResult", "run_sft", "train_sft", "target_loss", "eval_loss",
+           "autocast"]
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ROLES = ("buyer", "seller", "generalist")
 
 
 @dataclass
 class SFTConfig:
-    model: str = "smollm2-135m-instruct"
-    role: str = "buyer"  # buyer | seller | generalist
-    mode: str = "lora"  # full | lora | qlora
-    lr: float = 2e-4
-    steps: int = 200
-    batch_size: int = 8
-    max_tokens: int = 512
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_targets: tuple[str, ...] = LORA_TARGETS
-    eval_every: int = 50
-    seed: int = 0
-    dtype: str = "float32"  # "bfloat16": matmuls under CPU/GPU autocast (weights and optimizer stay fp32)
-    extra: dict = field(default_factory=dict)
+    """Settings of a supervised fine-tuning run (every field is a ``negolens train sft`` option).
+
+    ``lr=None`` resolves to today's rule: 2e-4 for ``lora``/``qlora``, 3e-5 for ``full``. The
+    resolved value is stored, so ``replace(cfg, mode="full")`` keeps the LoRA rate: pass
+    ``lr=None`` along to resolve it again.
+
+    Examples
+    --------
+    >>> SFTConfig().lr, SFTConfig(mode="full").lr
+    (0.0002, 3e-05)
+    >>> SFTConfig.quick(role="seller").steps
+    30
+    """
+
+    model: str = option(DEFAULT_MODEL, "base: zoo name or model directory")
+    role: str = option("buyer", "buyer | seller | generalist")
+    mode: str = option("lora", "full | lora | qlora (CUDA only)")
+    steps: int = option(200, "optimizer steps")
+    batch_size: int = option(8, "examples (turns of the role) per optimizer step")
+    lr: float | None = option(None, "learning rate (default 2e-4 for lora/qlora, 3e-5 for full)")
+    max_tokens: int = option(512, "longest example in tokens; longer ones are dropped, never cut")
+    train_dialogues: int | None = option(None, "Craigslist test dialogues to train on (default all)")
+    eval_examples: int = option(64, "held-out examples from validation_dev (0: no held-out loss)")
+    eval_every: int = option(50, "held-out loss every N steps (and at the end)")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha (the adapter is scaled by alpha / r)")
+    lora_targets: tuple[str, ...] = option(LORA_TARGETS, "modules that get LoRA adapters")
+    dtype: str = option("float32", "float32 | bfloat16 (autocast matmuls; weights and optimizer stay float32)")
+    seed: int = option(0, "seed of the batch order and the adapter initialisation")
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "lora", "qlora"):
             raise NegolensError(f"mode must be full, lora or qlora, not {self.mode!r}")
+        if self.role not in ROLES:
+            raise NegolensError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise NegolensError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
+        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
+            raise NegolensError("steps, batch_size and eval_every must be at least 1")
         if self.mode == "qlora" and not torch.cuda.is_available():
             raise NegolensError(
                 "QLoRA needs a CUDA GPU: bitsandbytes' 4-bit layers do not run on the CPU. "
                 "Use --mode lora (same adapters, float base) or --mode full on this machine."
             )
+        if self.lr is None:
+            self.lr = 3e-5 if self.mode == "full" else 2e-4
+
+    @classmethod
+    def quick(cls, **overrides) -> "SFTConfig":
+        """A few-minute preset for tests and demos: fewer steps, dialogues and tokens.
+
+        Parameters
+        ----------
+        **overrides
+            Any field, applied after the preset.
+
+        Returns
+        -------
+        SFTConfig
+        """
+        return cls(**{"steps": 30, "train_dialogues": 80, "eval_examples": 24, "max_tokens": 384, **overrides})
+
+
+@dataclass
+class SFTResult:
+    """What :func:`run_sft` returns: the checkpoint directory and its manifest.
+
+    ``manifest`` holds ``eval_curve`` (held-out loss by step), ``tokens_per_s``, ``seconds``,
+    the example counts and the config; it is also saved as ``negolens_manifest.json``.
+    """
+
+    checkpoint: Path
+    manifest: dict
+
+    @property
+    def eval_curve(self) -> list[dict]:
+        """Held-out loss by step: ``[{"step": 0, "eval_loss": ...}, {"step": N, "train_loss": ..., ...}]``."""
+        return self.manifest["eval_curve"]
 
 
 PAD_MULTIPLE = 64  # few distinct shapes: oneDNN's bf16 kernels are built per shape, and memory fragments
@@ -69,17 +133,30 @@ def _collate(batch: list[Example], pad_id: int):
 
 
 def target_loss(hf, ids, labels, mask) -> torch.Tensor:
-    """Mean next-token cross-entropy over target tokens, logits computed only there."""
+    """Mean next-token cross-entropy over target tokens, logits computed only there.
+
+    Parameters
+    ----------
+    hf : transformers.PreTrainedModel or peft.PeftModel
+        A transformers causal LM (its decoder trunk and output embedding are used).
+    ids, labels, mask : torch.Tensor
+        ``[batch, tokens]``; ``labels`` is ``IGNORE`` outside the targets.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar, equal to the loss of the full logits with ``ignore_index=IGNORE``.
+    """
     base = hf.get_base_model() if hasattr(hf, "get_base_model") else hf
-    hidden = base.model(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, T, D]
+    hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, T, D]
     pred_at = labels[:, 1:] != IGNORE  # position t predicts token t+1
     h = hidden[:, :-1][pred_at]  # [N, D]
-    logits = base.lm_head(h).float()
+    logits = base.get_output_embeddings()(h).float()
     return torch.nn.functional.cross_entropy(logits, labels[:, 1:][pred_at])
 
 
 def autocast(dtype: str):
-    """bf16 autocast for matmuls (the AMX path on these CPUs) or a no-op for float32."""
+    """A bfloat16 autocast context for matmuls (``"bfloat16"``) or a no-op (``"float32"``)."""
     if dtype == "float32":
         return contextlib.nullcontext()
     if dtype != "bfloat16":
@@ -105,7 +182,8 @@ def _prepare(model, cfg: SFTConfig):
 
 
 @torch.no_grad()
-def evaluate(hf, examples: list[Example], pad_id: int, batch_size: int = 8) -> float:
+def eval_loss(hf, examples: list[Example], pad_id: int, batch_size: int = 8) -> float:
+    """Mean target-token loss over ``examples`` (the model is left in training mode)."""
     hf.eval()
     total, n = 0.0, 0
     for i in range(0, len(examples), batch_size):
@@ -119,8 +197,47 @@ def evaluate(hf, examples: list[Example], pad_id: int, batch_size: int = 8) -> f
 
 
 def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Example], out: str | Path,
-              progress: bool = True) -> Path:
-    """Train, evaluate every ``eval_every`` steps, save checkpoint + manifest to ``out``."""
+              progress: bool = True, notes: dict | None = None) -> Path:
+    """Train on examples, with the held-out loss every ``cfg.eval_every`` steps; save to ``out``.
+
+    Parameters
+    ----------
+    model : NegoModel
+        The base; trained in place (``full``) or given adapters in place (``lora``).
+    cfg : SFTConfig
+        ``mode``, ``steps``, ``batch_size``, ``lr``, LoRA and ``dtype`` settings; ``cfg.model`` is
+        the reference saved for the adapter's base, so it must name the model passed in.
+    train, eval_set : list of Example
+        From :func:`~negolens.training.data.build_examples`; ``eval_set`` may be empty.
+    out : str or Path
+        The checkpoint directory (created).
+    progress : bool
+        Show a progress bar.
+    notes : dict, optional
+        Extra manifest entries (e.g. where the examples came from).
+
+    Returns
+    -------
+    Path
+        ``out``, holding the checkpoint, the tokenizer and ``negolens_manifest.json``.
+
+    Examples
+    --------
+    >>> import negolens, tempfile
+    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.agents.scenarios import load_scenarios
+    >>> from negolens.agents.transcripts import Transcript, Utterance
+    >>> base = tiny_model_dir(tempfile.mkdtemp())
+    >>> model = negolens.load(base)
+    >>> turns = [Utterance("buyer", "Would you take $200?"), Utterance("seller", "I can do $240."),
+    ...          Utterance("buyer", "Deal at $240.")]
+    >>> chats = [Transcript(f"t{i}", s, turns) for i, s in enumerate(load_scenarios("builtin", 4))]
+    >>> examples = build_examples(model, chats, "buyer")
+    >>> cfg = SFTConfig(model=str(base), steps=3, batch_size=2, eval_every=3)
+    >>> out = train_sft(model, cfg, examples, examples[:2], tempfile.mkdtemp(), progress=False)
+    >>> negolens.load(out).name == str(out)
+    True
+    """
     if not train:
         raise NegolensError("no training examples (all longer than max_tokens?)")
     torch.manual_seed(cfg.seed)
@@ -129,7 +246,7 @@ def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Exampl
     params = [p for p in hf.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-    curve = [{"step": 0, "eval_loss": evaluate(hf, eval_set, model.pad_id)}] if eval_set else []
+    curve = [{"step": 0, "eval_loss": eval_loss(hf, eval_set, model.pad_id)}] if eval_set else []
     order, seen, t0, tokens = [], 0, time.perf_counter(), 0
     for step in tqdm(range(1, cfg.steps + 1), desc="sft", disable=not progress):
         if len(order) < cfg.batch_size:
@@ -146,10 +263,11 @@ def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Exampl
         tokens += int(mask.sum())
         seen += len(batch)
         if eval_set and (step % cfg.eval_every == 0 or step == cfg.steps):
-            curve.append({"step": step, "train_loss": float(loss.detach()), "eval_loss": evaluate(hf, eval_set, model.pad_id)})
+            curve.append({"step": step, "train_loss": float(loss.detach()), "eval_loss": eval_loss(hf, eval_set, model.pad_id)})
     seconds = time.perf_counter() - t0
     return _save(model, hf, cfg, out, curve, {"train_examples": len(train), "eval_examples": len(eval_set),
-                                            "examples_seen": seen, "tokens_per_s": tokens / seconds, "seconds": seconds})
+                                            "examples_seen": seen, "tokens_per_s": tokens / seconds, "seconds": seconds,
+                                            **(notes or {})})
 
 
 def _save(model, hf, cfg: SFTConfig, out, curve, stats) -> Path:
@@ -163,7 +281,74 @@ def _save(model, hf, cfg: SFTConfig, out, curve, stats) -> Path:
         conf = json.loads(path.read_text())
         conf["base_model_name_or_path"] = cfg.model
         path.write_text(json.dumps(conf, indent=2))
-    manifest = {"kind": "sft", "base_model": cfg.model, "config": asdict(cfg), "eval_curve": curve, **stats,
-                "data": "craigslist_bargains/test.jsonl (train), validation_dev.jsonl (eval)"}
+    manifest = {"kind": "sft", "base_model": cfg.model, "config": to_dict(cfg), "eval_curve": curve, **stats}
     (out / "negolens_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return out
+
+
+def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = None, model=None,
+            log: Callable[[str], None] | None = None, progress: bool = True) -> SFTResult:
+    """Fine-tune a role specialist on Craigslist Bargains: load, build examples, train, save.
+
+    Training dialogues are Craigslist ``test.jsonl`` (the first ``config.train_dialogues``);
+    the held-out loss uses the first ``config.eval_examples`` examples of
+    ``validation_dev.jsonl``, a different file, so no dialogue is in both.
+
+    Parameters
+    ----------
+    config : SFTConfig
+        What to train (see :meth:`SFTConfig.quick` for a few-minute run).
+    out : str or Path
+        The checkpoint directory (created).
+    data : str or Path, optional
+        The data directory holding ``craigslist_bargains/`` (default:
+        :func:`negolens.paths.data_dir`).
+    model : NegoModel, optional
+        ``config.model`` already loaded (float32). It is trained in place, or given adapters in
+        place, so do not reuse it as the untuned base afterwards.
+    log : callable, optional
+        Receives one-line progress messages (example counts, each held-out loss, the checkpoint).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    SFTResult
+        ``checkpoint`` (loads with :func:`negolens.load` like any zoo model) and ``manifest``.
+
+    Examples
+    --------
+    >>> from negolens.training import SFTConfig, run_sft
+    >>> result = run_sft(SFTConfig.quick(role="buyer"), "results/sft-buyer")  # doctest: +SKIP
+    >>> result.eval_curve[-1]["eval_loss"] < result.eval_curve[0]["eval_loss"]  # doctest: +SKIP
+    True
+    """
+    from negolens.agents.transcripts import load_transcripts
+
+    say = log or (lambda _msg: None)
+    if model is None:
+        from negolens.hooked import load
+
+        model = load(config.model)
+    train = build_examples(model, load_transcripts("craigslist-test", config.train_dialogues, data), config.role,
+                           config.max_tokens)
+    held = _first_examples(model, load_transcripts("craigslist-dev", None, data) if config.eval_examples else [],
+                           config.role, config.max_tokens, config.eval_examples)
+    say(f"{len(train)} training examples, {len(held)} held-out examples ({config.role}, {config.mode})")
+    notes = {"data": "craigslist_bargains/test.jsonl (train), validation_dev.jsonl (eval)"}
+    path = train_sft(model, config, train, held, out, progress=progress, notes=notes)
+    manifest = json.loads((path / "negolens_manifest.json").read_text())
+    for point in manifest["eval_curve"]:
+        say(f"step {point['step']:>4}: held-out loss {point['eval_loss']:.3f}")
+    say(f"{manifest['tokens_per_s']:.0f} tokens/s; checkpoint: {path}")
+    return SFTResult(path, manifest)
+
+
+def _first_examples(model, transcripts, role: str, max_tokens: int, n: int) -> list[Example]:
+    """The first ``n`` examples of ``transcripts``, building only as many dialogues as needed."""
+    out: list[Example] = []
+    for tr in transcripts:
+        if len(out) >= n:
+            break
+        out += build_examples(model, [tr], role, max_tokens)
+    return out[:n]

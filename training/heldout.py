@@ -14,12 +14,45 @@ import pandas as pd
 
 from negolens.stats import bootstrap_ci
 
+__all__ = ["METRICS", "play", "paired_comparison", "format_comparison"]
+
 METRICS = ("reward", "deal", "overshoot", "bargained_ratio", "protocol_failure", "length")
 
 
 def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = None, max_turns: int = 8,
          batch_size: int = 16, seed: int = 0, models: dict | None = None, progress: bool = True) -> list[dict]:
-    """Greedy negotiations of ``model_ref`` as the buyer (resumable when ``out`` is given)."""
+    """Greedy negotiations of a model as the buyer, one per scenario.
+
+    Parameters
+    ----------
+    model_ref : str or Path
+        The buyer: any agent spec :func:`negolens.agents.factory.make_agent` reads (zoo name,
+        checkpoint directory, ``rule``...).
+    scenarios : list of Scenario
+        The held-out scenarios (see :func:`negolens.agents.scenarios.split_scenarios`).
+    seller : str
+        The counterpart's agent spec.
+    out : str or Path, optional
+        Folder for ``dialogues.jsonl``; a rerun resumes and returns the dialogues already there.
+    max_turns, batch_size, seed : int
+        Runner settings (:class:`negolens.agents.runner.RunConfig`).
+    models : dict, optional
+        A cache of loaded models shared between calls.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    list of dict
+        Dialogue records sorted by id (the same ids for the same scenarios, so two calls pair).
+
+    Examples
+    --------
+    >>> from negolens.agents.scenarios import split_scenarios
+    >>> recs = play("rule", split_scenarios("builtin", "test", n=2), max_turns=4, progress=False)
+    >>> len(recs), "reward" in recs[0]["metrics"]
+    (2, True)
+    """
     from negolens.agents.factory import make_agent
     from negolens.agents.runner import RunConfig, read_records, run_negotiations
 
@@ -35,7 +68,30 @@ def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = No
 
 
 def paired_comparison(before: list[dict], after: list[dict], metrics=METRICS, seed: int = 0) -> pd.DataFrame:
-    """Per metric: before / after means with CIs, and the paired mean difference with its CI."""
+    """Before / after means with CIs, and the paired mean difference with its CI, per metric.
+
+    Parameters
+    ----------
+    before, after : list of dict
+        Dialogue records (as :func:`play` returns); only ids present in both are compared.
+    metrics : sequence of str
+        Keys of each record's ``metrics``; ``None`` values are left out.
+    seed : int
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per metric: ``before``, ``before_ci``, ``n_before``, ``after``, ``after_ci``,
+        ``n_after``, ``diff`` (mean of after − before over pairs), ``diff_ci``, ``n_pairs``.
+
+    Examples
+    --------
+    >>> before = [{"id": "a", "metrics": {"reward": 0.0}}, {"id": "b", "metrics": {"reward": 0.5}}]
+    >>> after = [{"id": "a", "metrics": {"reward": 0.5}}, {"id": "b", "metrics": {"reward": 1.0}}]
+    >>> float(paired_comparison(before, after, metrics=["reward"]).loc[0, "diff"])
+    0.5
+    """
     a = {r["id"]: r["metrics"] for r in before}
     b = {r["id"]: r["metrics"] for r in after}
     shared = sorted(set(a) & set(b))
@@ -57,7 +113,25 @@ def _mean(v) -> float:
 
 
 def format_comparison(table: pd.DataFrame, before: str = "before", after: str = "after") -> str:
-    """A plain-text table: ``metric  before [CI]  after [CI]  Δ [CI] (n)``."""
+    """A plain-text table of :func:`paired_comparison`: ``metric  before [CI]  after [CI]  Δ [CI] (n)``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        What :func:`paired_comparison` returns.
+    before, after : str
+        Column titles (e.g. ``"start"``, ``"GRPO"``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> recs = [{"id": "a", "metrics": {"reward": 0.0}}]
+    >>> format_comparison(paired_comparison(recs, recs, metrics=["reward"])).splitlines()[0].split()
+    ['metric', 'before', 'after', 'paired', 'Δ']
+    """
     lines = [f"{'metric':<18}{before:>24}{after:>24}{'paired Δ':>26}"]
     for r in table.itertuples():
         cell = lambda m, ci: f"{m:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"  # noqa: E731

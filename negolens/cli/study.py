@@ -1,0 +1,308 @@
+"""The one-command study: every stage of negolens on real models, into ``results/<run-id>/``.
+
+Stages, in order (each writes its own folder and a ``.done.json`` marker; rerunning the same
+command skips finished stages, and the negotiation runner inside a stage resumes per dialogue):
+
+1. ``sft-buyer``, ``sft-seller`` — role specialists (LoRA, bf16 autocast) on Craigslist;
+2. ``negotiate`` — untuned vs fine-tuned vs rule agents (buyer × seller matrix), personality
+   pairings, CoT vs no CoT, on held-out Craigslist scenarios;
+3. ``attention`` — per-head attention on verbs and prices vs controls (fine-tuned buyer);
+4. ``probes`` — linear probes by layer with baselines and control tasks;
+5. ``ablation`` — every head ablated at decision points; top heads linked to attention;
+   negotiations re-run with the top heads vs random heads ablated; steering along a probe;
+6. ``grpo`` — the RLVR buyer from the SFT buyer; untuned / SFT / GRPO compared on held-out
+   AmazonHistoryPrice products;
+7. ``figures`` and ``report.html`` — regenerated from the saved results alone.
+
+Each stage calls the same public library function as its CLI verb and saves with the verb's
+own writer, so a study is the CLI run in sequence. :class:`StudyConfig` is composed of the
+components' configs; its ``quick`` preset composes their ``quick`` presets.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from negolens.agents.runner import RunConfig
+from negolens.analysis import AblationConfig
+from negolens.cli import app
+from negolens.cli.options import Extra, verb, with_preset
+from negolens.config import option, to_dict
+from negolens.probes import AttentionConfig, ProbeConfig
+from negolens.training import GRPORunConfig, SFTConfig
+from negolens.zoo import DEFAULT_MODEL
+
+STAGES = ("sft-buyer", "sft-seller", "negotiate", "attention", "probes", "ablation", "grpo", "figures", "report")
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study run does; the nested configs are the components' own."""
+
+    model: str = option(DEFAULT_MODEL, "zoo name or model directory studied")
+    seed: int = option(0, "seed of every stage")
+    data: str | None = option(None, "data directory (default $NEGOLENS_DATA or ../shared/data)")
+    quick: bool = option(False, "built by the quick preset (recorded in the manifest)", cli=False)
+    scenarios: int = option(12, "held-out Craigslist scenarios per negotiation condition")
+    personalities: tuple[str, ...] = option(("aggressive", "fair", "passive"), "personalities paired SFT vs SFT")
+    attention_dialogues: int = option(96, "Craigslist dev dialogues for the attention stage")
+    probe_dialogues: int = option(160, "Craigslist dev dialogues for the probe stage")
+    sft: SFTConfig = field(default_factory=lambda: SFTConfig(steps=30, eval_examples=32, dtype="bfloat16"))
+    negotiation: RunConfig = field(default_factory=lambda: RunConfig(max_turns=8))
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    probes: ProbeConfig = field(default_factory=ProbeConfig)
+    ablation: AblationConfig = field(default_factory=lambda: AblationConfig(
+        metric="offer", kind="zero", n=8, max_tokens=384, offer_heads="top", top=5, rerun_n=12))
+    grpo: GRPORunConfig = field(default_factory=lambda: GRPORunConfig(
+        steps=8, products_per_step=2, group_size=4, eval_products=16, max_turns=8, save_every=4))
+
+    def __post_init__(self) -> None:
+        for part in (self.sft, self.negotiation, self.attention, self.probes, self.ablation, self.grpo):
+            if hasattr(part, "seed"):
+                part.seed = self.seed
+
+    @classmethod
+    def quick_preset(cls, **kw) -> "StudyConfig":
+        """Every stage at tiny scale, composed from the components' ``quick`` presets."""
+        base = cls()
+        return cls(quick=True, scenarios=2, attention_dialogues=12, probe_dialogues=24,
+                   sft=SFTConfig.quick(steps=4, dtype=base.sft.dtype),
+                   negotiation=RunConfig(max_turns=4),
+                   attention=AttentionConfig.quick(), probes=ProbeConfig.quick(),
+                   ablation=AblationConfig.quick(metric="offer", top=base.ablation.top),
+                   grpo=GRPORunConfig.quick(steps=2, products_per_step=1, group_size=2, eval_products=3, max_turns=4),
+                   **kw)
+
+
+class Study:
+    """A study run folder: stages, markers, manifest."""
+
+    def __init__(self, cfg: StudyConfig, run_dir: Path, log=print):
+        self.cfg, self.dir, self.log = cfg, Path(run_dir), log
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.data = Path(cfg.data) if cfg.data else None
+
+    def done(self, stage: str) -> bool:
+        """Whether ``stage`` finished in an earlier run."""
+        return (self.dir / stage / ".done.json").is_file()
+
+    def run(self, stages=STAGES) -> Path:
+        """Run every stage not done yet; returns the run folder."""
+        from tqdm.auto import tqdm
+
+        timings = self._manifest().get("timings_s", {})
+        for stage in tqdm(stages, desc="study"):
+            if self.done(stage):
+                self.log(f"[{stage}] done already — skipped")
+                continue
+            self.log(f"[{stage}] running")
+            t0 = time.perf_counter()
+            getattr(self, "stage_" + stage.replace("-", "_"))(self.dir / stage)
+            seconds = round(time.perf_counter() - t0, 1)
+            timings[stage] = seconds
+            (self.dir / stage / ".done.json").write_text(json.dumps({"seconds": seconds}))
+            self._write_manifest(timings)
+            self.log(f"[{stage}] {seconds:.0f} s")
+        self._write_manifest(timings)
+        return self.dir
+
+    def _manifest(self) -> dict:
+        path = self.dir / "manifest.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def _write_manifest(self, timings: dict) -> None:
+        import torch
+        import transformer_lens
+        import transformers
+        import trl
+
+        manifest = {
+            "study": "negolens", "config": to_dict(self.cfg), "seed": self.cfg.seed,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "transformers": transformers.__version__, "trl": trl.__version__,
+                         "transformer_lens": getattr(transformer_lens, "__version__", "?")},
+            "timings_s": timings, "total_s": round(sum(timings.values()), 1),
+        }
+        (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    # -- models --------------------------------------------------------------------------
+    @property
+    def sft_buyer(self) -> str:
+        """The SFT buyer's checkpoint folder."""
+        return str(self.dir / "sft-buyer" / "checkpoint")
+
+    @property
+    def sft_seller(self) -> str:
+        """The SFT seller's checkpoint folder."""
+        return str(self.dir / "sft-seller" / "checkpoint")
+
+    # -- stages --------------------------------------------------------------------------
+    def _sft(self, out: Path, role: str) -> None:
+        from dataclasses import replace
+
+        from negolens.training import run_sft
+
+        sft = replace(self.cfg.sft, model=self.cfg.model, role=role, eval_every=max(self.cfg.sft.steps // 2, 1))
+        run_sft(sft, out / "checkpoint", data=self.data, log=self.log)
+
+    def stage_sft_buyer(self, out: Path) -> None:
+        """LoRA buyer specialist."""
+        self._sft(out, "buyer")
+
+    def stage_sft_seller(self, out: Path) -> None:
+        """LoRA seller specialist."""
+        self._sft(out, "seller")
+
+    def conditions(self) -> list[dict]:
+        """Negotiation conditions: (name, group, buyer spec, seller spec)."""
+        c = self.cfg
+        agents = {"untuned": c.model, "SFT": None, "rule": "rule"}
+        specs = {"buyer": {**agents, "SFT": self.sft_buyer}, "seller": {**agents, "SFT": self.sft_seller}}
+        out = [{"name": f"matrix:{b}-vs-{s}", "group": "matrix", "buyer_label": b, "seller_label": s,
+                "buyer": specs["buyer"][b], "seller": specs["seller"][s]} for b in agents for s in agents]
+        pairs = [(p, p) for p in c.personalities] if c.quick else [(b, s) for b in c.personalities for s in c.personalities]
+        out += [{"name": f"personality:{b}-vs-{s}", "group": "personality", "buyer_label": b, "seller_label": s,
+                 "buyer": f"{self.sft_buyer}:{b}", "seller": f"{self.sft_seller}:{s}"} for b, s in pairs]
+        out += [{"name": f"cot:{m}{'+cot' if cot else ''}", "group": "cot", "buyer_label": m, "seller_label": "rule",
+                 "cot": cot, "buyer": specs["buyer"][m] + ("+cot" if cot else ""), "seller": "rule"}
+                for m in ("untuned", "SFT") for cot in (False, True)]
+        return out
+
+    def stage_negotiate(self, out: Path) -> None:
+        """Every condition on the same held-out Craigslist scenarios; one table."""
+        import pandas as pd
+
+        from negolens.agents import load_scenarios, negotiate, summarize
+
+        c = self.cfg
+        items = load_scenarios("craigslist", c.scenarios, data=self.data, split="test", seed=c.seed)
+        models: dict = {}
+        rows = []
+        for cond in self.conditions():
+            folder = out / cond["name"].replace(":", "_")
+            recs = negotiate(cond["buyer"], cond["seller"], items, c.negotiation, out=folder, models=models,
+                             progress=False)
+            table = summarize(recs, seed=c.seed)
+            for key in ("name", "group", "buyer_label", "seller_label"):
+                table.insert(0, key, cond[key])
+            rows.append(table)
+            deal = table.loc[table.metric == "deal", "mean"].item()
+            self.log(f"  {cond['name']}: agreement {deal:.2f} (n={len(recs)})")
+        pd.concat(rows).to_csv(out / "conditions.csv", index=False)
+
+    def stage_attention(self, out: Path) -> None:
+        """Attention of the SFT buyer on Craigslist dev dialogues."""
+        import negolens
+        from negolens.agents import load_transcripts
+        from negolens.cli.reading import save_attention
+        from negolens.probes import record_attention
+
+        c = self.cfg
+        model = negolens.load(self.sft_buyer)
+        items = load_transcripts("craigslist-dev", c.attention_dialogues, self.data)
+        table = record_attention(model, items, view="buyer", config=c.attention)
+        save_attention(model, items, table, c.attention, "buyer", out, (0, 1, 0) if c.quick else (0, 23, 0))
+
+    def stage_probes(self, out: Path) -> None:
+        """Probes on the SFT buyer's residual stream."""
+        import negolens
+        from negolens.agents import load_transcripts
+        from negolens.cli.reading import save_probes
+        from negolens.probes import fit_probes
+
+        c = self.cfg
+        items = load_transcripts("craigslist-dev", c.probe_dialogues, self.data)
+        result = fit_probes(negolens.load(self.sft_buyer), items, view="buyer", config=c.probes,
+                            cache=out / "activations", model_name=self.sft_buyer, log=self.log)
+        save_probes(result, out)
+
+    def stage_ablation(self, out: Path) -> None:
+        """Head sweeps, re-runs and steering on the SFT buyer."""
+        from dataclasses import replace
+
+        import pandas as pd
+
+        import negolens
+        from negolens.agents import load_transcripts
+        from negolens.analysis import run_ablation
+        from negolens.cli.ablate import save_ablation
+
+        c = self.cfg
+        steer, label = self.dir / "probes" / "probes" / "act", None
+        if steer.is_dir():  # steer along the act probe's "agree" class where the probe has one
+            from negolens.probes import LinearProbe
+
+            classes = [str(k) for k in getattr(LinearProbe.load(steer)[0], "classes_", [])]
+            label = "agree" if "agree" in classes else None
+        cfg = replace(c.ablation, steer_label=label)
+        attention = self.dir / "attention" / "attention_heads.csv"
+        result = run_ablation(negolens.load(self.sft_buyer), load_transcripts("craigslist-dev", None, self.data), cfg,
+                              attention=pd.read_csv(attention) if attention.is_file() else None,
+                              steer_probe=steer if label else None)
+        save_ablation(result, cfg, out)
+
+    def stage_grpo(self, out: Path) -> None:
+        """RLVR buyer from the SFT buyer; untuned vs SFT vs GRPO on held-out products."""
+        from dataclasses import replace
+
+        import pandas as pd
+
+        from negolens.agents import split_scenarios, summarize
+        from negolens.training import play, run_grpo
+
+        c = self.cfg
+        grpo = replace(c.grpo, model=self.sft_buyer)
+        result = run_grpo(grpo, out, data=self.data, log=self.log)
+        held = split_scenarios(grpo.source, "test", c.grpo.eval_products, data=self.data, seed=c.seed)
+        rows = []
+        for label, folder in (("untuned", "eval-untuned"), ("SFT", "eval-start"), ("GRPO", "eval-final")):
+            ref = {"untuned": c.model, "SFT": self.sft_buyer, "GRPO": result.final}[label]
+            recs = play(ref, held, "rule", out / folder, max_turns=grpo.max_turns, seed=c.seed, progress=False)
+            t = summarize(recs, ["reward", "deal", "overshoot", "bargained_ratio", "protocol_failure"], seed=c.seed)
+            t.insert(0, "model", label)
+            rows.append(t)
+        pd.concat(rows).to_csv(out / "model_comparison.csv", index=False)
+
+    def stage_figures(self, out: Path) -> None:
+        """Every figure from the saved tables."""
+        from negolens.figures.regenerate import regenerate
+
+        regenerate(self.dir, out)
+
+    def stage_report(self, out: Path) -> None:
+        """The offline HTML report."""
+        from negolens.figures.report import write_report
+
+        write_report(self.dir, self.dir / "report.html")
+        out.mkdir(parents=True, exist_ok=True)
+
+
+def run_study(cfg: StudyConfig, out: Path, run_id: str | None = None, log=print) -> Path:
+    """Run (or resume) a study; ``run_id`` names ``out/<run_id>`` (default: config + date)."""
+    tag = "quick" if cfg.quick else "full"
+    run_id = run_id or f"{time.strftime('%Y%m%d')}-{Path(str(cfg.model)).name}-{tag}-seed{cfg.seed}"
+    return Study(cfg, Path(out) / run_id, log=log).run()
+
+
+@verb(app, StudyConfig, name="study",
+      out=Extra(Path, Path("results"), "parent of the run directory"),
+      run_id=Extra(Optional[str], None, "run directory name (default: date-model-mode-seed); reuse it to resume"),
+      quick=Extra(bool, False, "every stage at tiny scale, with real models"),
+      full_offer_sweep=Extra(bool, False, "ablate every head for the offer metric too (not just the top)"))
+def study(cfg: StudyConfig, out: Path, run_id: str | None, quick: bool, full_offer_sweep: bool) -> None:
+    """The whole pipeline into results/<run-id>/: SFT buyer and seller, negotiations, attention,
+    probes, ablations, GRPO, figures and an offline HTML report. Finished stages are skipped."""
+    from dataclasses import replace
+
+    cfg = with_preset(cfg, StudyConfig.quick_preset()) if quick else cfg
+    if full_offer_sweep:
+        cfg = replace(cfg, ablation=replace(cfg.ablation, offer_heads="all"))
+    run_dir = run_study(cfg, out, run_id, log=lambda m: typer.echo(m, err=True))
+    typer.echo(str(run_dir / "report.html"))

@@ -1,0 +1,37 @@
+"""``negolens train sft | grpo`` — fine-tune agents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from negolens.cli import app
+from negolens.cli.options import DATA, Extra, out_dir, verb, with_preset
+from negolens.training import GRPORunConfig, SFTConfig
+
+train_app = typer.Typer(no_args_is_help=True,
+                        help="Fine-tune agents: SFT role specialists (full, LoRA, QLoRA) and the RLVR buyer (GRPO).")
+app.add_typer(train_app, name="train")
+QUICK = Extra(bool, False, "a few-minute preset for tests and demos (options you set still apply)")
+
+
+@verb(train_app, SFTConfig, name="sft", quick=QUICK, out=out_dir("results/sft"), data=DATA)
+def sft(cfg: SFTConfig, quick: bool, out: Path, data: Path | None) -> None:
+    """Supervised role specialist on Craigslist Bargains (train: test.jsonl, eval: validation_dev)."""
+    from negolens.training import run_sft
+
+    cfg = with_preset(cfg, SFTConfig.quick()) if quick else cfg
+    result = run_sft(cfg, out, data=data, log=typer.echo)  # held-out losses, tokens/s, the checkpoint
+    typer.echo(str(result.checkpoint))
+
+
+@verb(train_app, GRPORunConfig, name="grpo", quick=QUICK, out=out_dir("results/grpo"), data=DATA)
+def grpo(cfg: GRPORunConfig, quick: bool, out: Path, data: Path | None) -> None:
+    """RLVR buyer: GRPO against a regulated seller on AmazonHistoryPrice (train split), then a
+    paired before/after evaluation on held-out products (test split)."""
+    from negolens.training import run_grpo
+
+    cfg = with_preset(cfg, GRPORunConfig.quick()) if quick else cfg
+    result = run_grpo(cfg, out, data=data, log=typer.echo)  # steps, the paired evaluation (also OUT/eval.json)
+    typer.echo(str(result.final))
