@@ -20,9 +20,12 @@ from negolens.agents.parsing import extract_price
 from negolens.agents.runner import RunConfig, read_records, run_negotiations
 from negolens.agents.scenarios import Scenario, load_scenarios, split_scenarios
 from negolens.agents.transcripts import Transcript, Utterance, example_transcripts, from_records, load_transcripts
+from negolens.agents.formats import TranscriptFormatError, UnreadableRowsWarning, write_transcripts
+from negolens.agents.transcript_metrics import metrics_table, transcript_metrics
 
 __all__ = [
     "negotiate", "summarize", "dialogue_metrics", "load_scenarios", "split_scenarios", "load_transcripts", "from_records",
     "Scenario", "Transcript", "Utterance", "RunConfig", "run_negotiations", "read_records",
     "make_agent", "as_agent", "parse_spec", "extract_price", "example_transcripts",
+    "write_transcripts", "metrics_table", "transcript_metrics", "TranscriptFormatError", "UnreadableRowsWarning",
 ]

@@ -38,13 +38,15 @@ class PlainGenerateBuyer(LLMAgent):
         tok, hf = self.model.tokenizer, self.model.hf
         stops = self.model.stop_ids() + [tok.encode("\n", add_special_tokens=False)[-1]]
         for neg in negs:
-            ids = torch.tensor([self.model.render(self.messages(neg), add_generation_prompt=True).input_ids])
+            ids = torch.tensor([self.model.render(self.messages(neg), add_generation_prompt=True).input_ids],
+                               device=self.model.device)
             with torch.inference_mode():
                 out = hf.generate(ids, max_new_tokens=self.max_utterance_tokens, do_sample=False,
                                   eos_token_id=stops, pad_token_id=self.model.pad_id)
                 utter = out[0, ids.shape[1]:].tolist()
                 utter = [t for t in utter if t not in stops]
-                trailer = torch.tensor([ids[0].tolist() + utter + tok.encode("\nACTION:", add_special_tokens=False)])
+                trailer = torch.tensor([ids[0].tolist() + utter + tok.encode("\nACTION:", add_special_tokens=False)],
+                                       device=self.model.device)
                 act_out = hf.generate(trailer, max_new_tokens=8, do_sample=False, eos_token_id=stops,
                                       pad_token_id=self.model.pad_id)
             text = tok.decode(act_out[0, trailer.shape[1]:], skip_special_tokens=True)

@@ -12,7 +12,9 @@ Per row a small state machine decides each step's token: sampled freely (thought
 forced (``\\nACTION:``, the rest of an act's tokens, `` $``), or constrained to an allowed set
 (the act trie, digits). Rows that finish feed padding with attention mask 0. Sampling uses one
 seeded generator per row, so a dialogue's transcript does not depend on the batch it ran in
-(up to float rounding of batched matmuls). Prompt logits are computed for the last position
+(up to float rounding of batched matmuls). The generator lives on the device of the logits it
+samples from (CUDA for a model on a GPU): the same seed gives the same transcripts on the same
+device, not across devices (CPU and CUDA draw different random streams and round differently). Prompt logits are computed for the last position
 only (``logits_to_keep=1``) — the 49k-vocabulary head at every prompt position is most of the
 work otherwise.
 """
@@ -82,7 +84,7 @@ class Decoded:
 @dataclass
 class _Row:
     req: Request
-    gen: torch.Generator
+    gen: torch.Generator | None  # created on the logits' device at the first sampled token
     phase: str
     forced: list[int] = field(default_factory=list)
     after: str = "done"
@@ -117,10 +119,11 @@ class TurnDecoder:
         self.end_id = tok.eos_token_id
         n = len(tok)
         pieces = token_pieces(tok)
-        self.newline = torch.tensor(["\n" in p for p in pieces])
+        self.newline = torch.tensor(["\n" in p for p in pieces])  # a CPU lookup table (indexed by int)
         self.newline_id = enc("\n")[-1]
-        self.digits = digit_tokens(tok, pieces)
-        self.dots = torch.tensor([i for i, p in enumerate(pieces) if p == "."])
+        device = model.device  # allowed-token sets index the logits: keep them on the model's device
+        self.digits = digit_tokens(tok, pieces).to(device)
+        self.dots = torch.tensor([i for i, p in enumerate(pieces) if p == "."], dtype=torch.long, device=device)
         self.dot_ids = set(self.dots.tolist())
         self.vocab = n
 
@@ -135,13 +138,14 @@ class TurnDecoder:
         past, mask, pos, logits = self._prefill(requests, prompts)
         live, memory = list(range(len(rows))), {}
         while live:
-            nxt = torch.tensor([self._step(rows[i], logits[j]) for j, i in enumerate(live)], dtype=torch.long)
+            nxt = torch.tensor([self._step(rows[i], logits[j]) for j, i in enumerate(live)], dtype=torch.long,
+                               device=mask.device)
             for i, tok in zip(live, nxt.tolist()):
                 rows[i].fed.append(tok)
                 rows[i].n_new += 1
             mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=mask.device)], dim=1)
             pos = pos + 1
-            out = self.model.hf(input_ids=nxt[:, None].to(mask.device), attention_mask=mask, position_ids=pos[:, None],
+            out = self.model.hf(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos[:, None],
                                 past_key_values=past, use_cache=True)
             past, logits = out.past_key_values, out.logits[:, -1, :]
             done = [j for j, i in enumerate(live) if rows[i].phase == "done"]
@@ -187,7 +191,8 @@ class TurnDecoder:
                             past_key_values=kvmemory.BufferedCache(self.model.shape.n_layers))
         if not kvmemory.reusable(out.past_key_values):
             return None
-        return kvmemory.split(out.past_key_values, torch.ones((1, n), dtype=torch.long), [ids])[0]
+        mask = torch.ones((1, n), dtype=torch.long, device=self.model.device)
+        return kvmemory.split(out.past_key_values, mask, [ids])[0]
 
     def _remember(self, memory, finished, positions, requests, rows, prompts, past, mask) -> None:
         """Keep finished dialogues' KV for their next turn (dialogues absent from a call are forgotten)."""
@@ -200,8 +205,18 @@ class TurnDecoder:
 
     # -- the state machine ------------------------------------------------------------------
     def _start(self, req: Request) -> _Row:
-        gen = torch.Generator().manual_seed(int(req.seed))
-        return _Row(req=req, gen=gen, phase="thought" if req.cot else "utter", candidates=list(req.legal_acts))
+        return _Row(req=req, gen=None, phase="thought" if req.cot else "utter", candidates=list(req.legal_acts))
+
+    @staticmethod
+    def generator(row: _Row, device: torch.device) -> torch.Generator:
+        """The row's seeded generator on ``device`` (the device of the logits sampled from).
+
+        Created at the row's first sampled token; ``torch.multinomial`` refuses a generator on
+        another device than its probabilities (a CPU generator with CUDA logits fails).
+        """
+        if row.gen is None or row.gen.device != device:
+            row.gen = torch.Generator(device=device).manual_seed(int(row.req.seed))
+        return row.gen
 
     def _step(self, row: _Row, logits: torch.Tensor) -> int:
         if row.forced:
@@ -228,7 +243,7 @@ class TurnDecoder:
             allowed = self.digits
             if row.price:
                 extra = [self.end_id] + ([] if self._has_dot(row) else self.dots.tolist())
-                allowed = torch.cat([allowed, torch.tensor(extra, dtype=torch.long)])
+                allowed = torch.cat([allowed, torch.tensor(extra, dtype=torch.long, device=allowed.device)])
             tok = self._choose(row, logits, allowed)
             cents = self._has_dot(row) and len(self.model.tokenizer.decode(row.price).split(".")[-1]) >= 1
             if tok == self.end_id or len(row.price) + 1 >= MAX_PRICE_TOKENS or cents:
@@ -243,7 +258,7 @@ class TurnDecoder:
     def _act_step(self, row: _Row, logits: torch.Tensor) -> int:
         d = row.depth
         allowed = sorted({self.act_ids[a][d] for a in row.candidates if len(self.act_ids[a]) > d})
-        tok = self._choose(row, logits, torch.tensor(allowed, dtype=torch.long))
+        tok = self._choose(row, logits, torch.tensor(allowed, dtype=torch.long, device=logits.device))
         row.candidates = [a for a in row.candidates if len(self.act_ids[a]) > d and self.act_ids[a][d] == tok]
         row.depth += 1
         if len(row.candidates) == 1:
@@ -266,6 +281,7 @@ class TurnDecoder:
     def _choose(self, row: _Row, logits: torch.Tensor, allowed: torch.Tensor | None) -> int:
         logits = logits.float()[: self.vocab]
         if allowed is not None:
+            allowed = allowed.to(logits.device)
             masked = torch.full_like(logits, float("-inf"))
             masked[allowed] = logits[allowed]
             logits = masked
@@ -276,7 +292,7 @@ class TurnDecoder:
             sorted_p, order = probs.sort(descending=True)
             keep = sorted_p.cumsum(0) - sorted_p < self.top_p
             probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
-        return int(torch.multinomial(probs, 1, generator=row.gen))
+        return int(torch.multinomial(probs, 1, generator=self.generator(row, probs.device)))
 
     def _has_dot(self, row: _Row) -> bool:
         return bool(self.dot_ids.intersection(row.price))

@@ -7,12 +7,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from negolens.agents.personas import PERSONALITIES, SELLER_PERSONAS
-from negolens.errors import NegolensError
+from negolens.errors import NegolensError, at_least, choice
+
+ROLES = ("buyer", "seller")
 
 
 def parse_spec(spec: str) -> tuple[str, str, str | None, bool]:
-    """``spec`` → (model or 'rule', personality, persona, cot)."""
+    """``spec`` → (model or 'rule', personality, persona, cot).
+
+    A suffix after the last ``:`` that is neither a personality nor a seller persona raises
+    :class:`NegolensError` with the closest name (unless the whole spec is an existing path).
+
+    Examples
+    --------
+    >>> parse_spec("rule:passive"), parse_spec("smollm2-135m-instruct:injection+cot")
+    (('rule', 'passive', None, False), ('smollm2-135m-instruct', 'fair', 'injection', True))
+    >>> parse_spec("rule:agressive")
+    Traceback (most recent call last):
+    ...
+    negolens.errors.NegolensError: unknown personality or persona 'agressive' (did you mean 'aggressive'?); use one of aggressive, fair, passive, begging, insulting, unyielding, injection
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise NegolensError(f"empty agent spec {spec!r}: use 'rule', 'rule:aggressive' or a model name")
     cot = spec.endswith("+cot")
     base = spec[: -len("+cot")] if cot else spec
     personality, persona = "fair", None
@@ -23,11 +42,23 @@ def parse_spec(spec: str) -> tuple[str, str, str | None, bool]:
             personality = tail
         else:
             persona = tail
+    elif head and not Path(base).expanduser().exists():
+        choice(tail, [*PERSONALITIES, *SELLER_PERSONAS], "personality or persona")
     return base, personality, persona, cot
 
 
+def _check_settings(role: str, dtype, temperature: float) -> None:
+    """Fail fast on a bad role, dtype or temperature, before any model is loaded."""
+    from negolens.loading import DTYPES
+
+    choice(role, ROLES, "role")
+    if isinstance(dtype, str):
+        choice(dtype, ("auto", *DTYPES), "dtype")
+    at_least(temperature, 0, "temperature")
+
+
 def make_agent(spec: str, role: str, *, models: dict, dtype: str = "float32", temperature: float = 0.0,
-               max_utterance_tokens: int = 40, fetch: bool = True):
+               max_utterance_tokens: int = 40, fetch: bool = True, device: str = "auto"):
     """An agent for ``role`` from a spec string.
 
     Parameters
@@ -42,6 +73,9 @@ def make_agent(spec: str, role: str, *, models: dict, dtype: str = "float32", te
         Passed to the model load / the :class:`~negolens.agents.llm_agent.LLMAgent`.
     fetch
         Fetch a zoo model that is not cached yet.
+    device
+        Where a model is loaded: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"`` …
+        (a model already in ``models`` stays where it is).
 
     Examples
     --------
@@ -51,7 +85,11 @@ def make_agent(spec: str, role: str, *, models: dict, dtype: str = "float32", te
     from negolens.agents.llm_agent import LLMAgent
     from negolens.agents.rule_agent import RuleAgent
 
+    _check_settings(role, dtype, temperature)
     name, personality, persona, cot = parse_spec(spec)
+    if persona is not None and role == "buyer":
+        raise NegolensError(f"{spec!r}: {persona!r} is a seller persona, only valid for sellers (use it with "
+                            f"--seller); a buyer takes a personality: {', '.join(PERSONALITIES)}")
     if name == "rule":
         if cot:
             raise NegolensError("rule agents have no chain of thought; drop +cot")
@@ -59,13 +97,18 @@ def make_agent(spec: str, role: str, *, models: dict, dtype: str = "float32", te
     if name not in models:
         from negolens.hooked import load
 
-        models[name] = load(name, dtype=dtype, fetch=None if fetch else False, attn_implementation="sdpa")
+        models[name] = load(name, dtype=dtype, fetch=None if fetch else False, attn_implementation="sdpa",
+                            device=device)
     return LLMAgent(models[name], role, personality, cot, persona, max_utterance_tokens=max_utterance_tokens,
                     temperature=temperature)
 
 
-def as_agent(agent, role: str, *, models: dict, dtype: str = "float32", temperature: float = 0.0):
+def as_agent(agent, role: str, *, models: dict, dtype: str = "float32", temperature: float = 0.0,
+             device: str = "auto"):
     """An agent for ``role`` from a loaded model, a spec string, or an agent (returned as is).
+
+    ``dtype``, ``temperature`` and ``device`` apply to agents built from spec strings (see
+    :func:`make_agent`).
 
     Examples
     --------
@@ -75,10 +118,11 @@ def as_agent(agent, role: str, *, models: dict, dtype: str = "float32", temperat
     from negolens.agents.llm_agent import LLMAgent
     from negolens.hooked import NegoModel
 
+    _check_settings(role, dtype, temperature)
     if isinstance(agent, NegoModel):
         return LLMAgent(agent, role, temperature=temperature)
     if isinstance(agent, str):
-        return make_agent(agent, role, models=models, dtype=dtype, temperature=temperature)
+        return make_agent(agent, role, models=models, dtype=dtype, temperature=temperature, device=device)
     if not (hasattr(agent, "act") or hasattr(agent, "act_batch")):
         raise NegolensError(f"cannot use {agent!r} as the {role}: pass a NegoModel, a spec such as 'rule' "
                             "or 'smollm2-135m-instruct:aggressive', or an agent with act()/act_batch()")

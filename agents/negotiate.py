@@ -14,13 +14,14 @@ from pathlib import Path
 from negolens.agents.factory import as_agent
 from negolens.agents.runner import RunConfig, dialogue_id, read_records, run_negotiations
 from negolens.errors import NegolensError
+from negolens.runs import refuse_file
 
 __all__ = ["negotiate"]
 
 
 def negotiate(buyer, seller, scenarios, config: RunConfig | None = None, *, out: str | Path | None = None,
-              temperature: float = 0.0, dtype: str = "float32", models: dict | None = None,
-              progress: bool = True, **run) -> list[dict]:
+              temperature: float = 0.0, dtype: str = "float32", device: str = "auto", models: dict | None = None,
+              progress: bool = True, overwrite: bool = False, **run) -> list[dict]:
     """Negotiate every scenario between ``buyer`` and ``seller``; one record per dialogue.
 
     Parameters
@@ -36,9 +37,15 @@ def negotiate(buyer, seller, scenarios, config: RunConfig | None = None, *, out:
         :class:`~negolens.agents.runner.RunConfig`; ``**run`` overrides its fields
         (``max_turns=6, seed=0``).
     out
-        Folder for ``dialogues.jsonl`` (appended and fsync'ed per dialogue; a rerun resumes).
-    temperature, dtype
-        For agents built from spec strings (0 = greedy).
+        Folder for ``dialogues.jsonl`` (appended and fsync'ed per dialogue) and ``run.json``
+        (what the run is: run settings, agents, scenario ids). A rerun with the same settings
+        resumes; another run into the same folder raises
+        :class:`~negolens.errors.NegolensError` naming the differing settings.
+    overwrite
+        Replace an earlier run in ``out`` (its dialogues are deleted) instead of raising.
+    temperature, dtype, device
+        For agents built from spec strings (0 = greedy; ``device="auto"``: CUDA when available,
+        else the CPU; see :func:`negolens.load`).
     models
         Cache of loaded models shared between calls (spec strings naming the same model load once).
 
@@ -59,10 +66,11 @@ def negotiate(buyer, seller, scenarios, config: RunConfig | None = None, *, out:
     if not scenarios:
         raise NegolensError("no scenarios to negotiate: pass at least one (e.g. load_scenarios('builtin', 8))")
     config = replace(config or RunConfig(), **run)
+    refuse_file(out)  # before any model loads
     models = {} if models is None else models
-    b = as_agent(buyer, "buyer", models=models, dtype=dtype, temperature=temperature)
-    s = as_agent(seller, "seller", models=models, dtype=dtype, temperature=temperature)
-    played = run_negotiations(scenarios, b, s, config, out=out, progress=progress)
+    b = as_agent(buyer, "buyer", models=models, dtype=dtype, temperature=temperature, device=device)
+    s = as_agent(seller, "seller", models=models, dtype=dtype, temperature=temperature, device=device)
+    played = run_negotiations(scenarios, b, s, config, out=out, progress=progress, overwrite=overwrite)
     ids = [dialogue_id(sc, i) for i, sc in enumerate(scenarios)]
     if out is None:
         by_id = {r["id"]: r for r in played}

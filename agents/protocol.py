@@ -18,12 +18,16 @@ recorded *protocol failure* that ends the dialogue — never an exception.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
 from negolens.agents.scenarios import Scenario
+from negolens.errors import NegolensError, choice
 
 ROLES = ("buyer", "seller")
+BUDGET_GUARDS = ("record", "block")
+MAX_TURNS = 100  # hard cap on any dialogue's length: no setting can make a loop over turns unbounded
 
 
 class Act(str, Enum):
@@ -47,6 +51,26 @@ MAX_PRICE_FACTOR = 100.0  # a price above 100 × list is absurd, not an offer
 def other(role: str) -> str:
     """The counterpart of ``role``: ``other("buyer") == "seller"`` and vice versa."""
     return "seller" if role == "buyer" else "buyer"
+
+
+def check_turn_limit(max_turns) -> int:
+    """``max_turns`` if it is an integer in ``1 .. MAX_TURNS``, else a :class:`NegolensError`.
+
+    Every dialogue ends after at most :data:`MAX_TURNS` turns, so a loop over turns is bounded
+    whatever the settings.
+
+    Examples
+    --------
+    >>> check_turn_limit(12)
+    12
+    >>> check_turn_limit(0)
+    Traceback (most recent call last):
+    ...
+    negolens.errors.NegolensError: max_turns must be an integer from 1 to 100, not 0
+    """
+    if isinstance(max_turns, bool) or not isinstance(max_turns, numbers.Integral) or not 1 <= max_turns <= MAX_TURNS:
+        raise NegolensError(f"max_turns must be an integer from 1 to {MAX_TURNS}, not {max_turns!r}")
+    return int(max_turns)
 
 
 def format_price(price: float) -> str:
@@ -132,8 +156,7 @@ class Guards:
     budget_guard: str = "record"  # "record" | "block"
 
     def __post_init__(self) -> None:
-        if self.budget_guard not in ("record", "block"):
-            raise ValueError("budget_guard must be 'record' or 'block'")
+        choice(self.budget_guard, BUDGET_GUARDS, "budget_guard")
 
 
 @dataclass
@@ -164,6 +187,10 @@ class Negotiation:
     outcome: str | None = None  # deal | quit | turn_limit | protocol_failure
     deal_price: float | None = None
     failed_by: str | None = None
+
+    def __post_init__(self) -> None:
+        check_turn_limit(self.max_turns)
+        choice(self.first, ROLES, "first speaker")
 
     @property
     def done(self) -> bool:

@@ -6,6 +6,12 @@ finished dialogue is appended to ``dialogues.jsonl`` as one JSON line and fsync'
 run loses at most the dialogues in flight; rerunning the same command skips every dialogue
 already written (no duplicates). Sampling seeds derive from (run seed, dialogue id, turn), so a
 dialogue's transcript does not depend on which others ran beside it.
+
+An output folder also holds ``run.json`` (:mod:`negolens.runs`): the run's identity — the run
+settings, both agents' configs, the scenario ids and a fingerprint of local model folders. A
+rerun resumes only a run with the same identity; another run into the same folder raises
+:class:`~negolens.errors.NegolensError` naming the differing settings (``overwrite=True``
+replaces the old run), so two configurations never mix in one ``dialogues.jsonl``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from negolens.agents.metrics import dialogue_metrics
 from negolens.agents.protocol import Guards, Move, Negotiation
 from negolens.agents.scenarios import Scenario
 from negolens.config import option
+from negolens.runs import model_refs, start_run
 
 
 @dataclass
@@ -43,6 +50,15 @@ class RunConfig:
     regulated_seller: bool = option(True, "the seller may not accept or offer below its cost")
     budget_guard: str = option("record", "buyer offers above budget: record (allowed, counted) | block")
 
+    def __post_init__(self) -> None:
+        from negolens.agents.protocol import BUDGET_GUARDS, ROLES, check_turn_limit
+        from negolens.errors import at_least, choice
+
+        check_turn_limit(self.max_turns)
+        choice(self.first, ROLES, "first speaker (--first)")
+        at_least(self.batch_size, 1, "batch_size")
+        choice(self.budget_guard, BUDGET_GUARDS, "budget_guard")
+
 
 def dialogue_id(scenario: Scenario, index: int) -> str:
     """The id of the ``index``-th dialogue of a run, on ``scenario`` (``00003-cb-test-17``)."""
@@ -59,17 +75,41 @@ def finished_ids(path: Path) -> set[str]:
     return {rec["id"] for rec in read_records(path) if "id" in rec} if path.is_file() else set()
 
 
-def read_records(path: str | Path, ids: set[str] | None = None) -> list[dict]:
-    """Records from a dialogues.jsonl (optionally only ``ids``), skipping a torn last line."""
-    out = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if ids is None or rec.get("id") in ids:
-            out.append(rec)
-    return out
+def read_records(path: str | Path, ids: set[str] | None = None, *, strict: bool = True) -> list[dict]:
+    """Records from a JSON-lines file such as dialogues.jsonl (optionally only those in ``ids``).
+
+    A torn last line (no trailing newline: a run killed mid-write) is skipped; any other
+    unreadable line is an error naming ``FILE:LINE``, or with ``strict=False`` skipped, counted
+    and reported in one :class:`~negolens.agents.formats.UnreadableRowsWarning`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    ids : set of str, optional
+        Keep only records whose ``id`` is in it.
+    strict : bool
+        Raise :class:`~negolens.agents.formats.TranscriptFormatError` on a bad line (default).
+
+    Returns
+    -------
+    list of dict
+        The records, in file order.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "dialogues.jsonl"
+    >>> _ = p.write_text('{"id": "a"}\\n{"id": "b"}\\n{"id": ')     # killed mid-write
+    >>> [r["id"] for r in read_records(p)]
+    ['a', 'b']
+    """
+    from negolens.agents.formats import RowProblems, read_jsonl
+
+    bad = RowProblems(path, strict)
+    rows = read_jsonl(path, bad)
+    bad.report(len(rows), "records")
+    return [rec for _, rec in rows if ids is None or rec.get("id") in ids]
 
 
 def _append(path: Path, record: dict) -> None:
@@ -94,13 +134,22 @@ def run_negotiations(
     config: RunConfig | None = None,
     out: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[dict]:
-    """Run every scenario to an outcome; returns the records (also appended to ``out``)."""
+    """Run every scenario to an outcome; returns the records (also appended to ``out``).
+
+    With ``out``, the folder's ``run.json`` must describe this run (:func:`run_identity`) for
+    its dialogues to be resumed; another run there raises :class:`~negolens.errors.NegolensError`
+    unless ``overwrite`` (which deletes the earlier run's ``dialogues.jsonl`` and ``summary.csv``).
+    """
     config = config or RunConfig()
+    scenarios = list(scenarios)
     guards = Guards(config.regulated_seller, config.budget_guard)
     path = Path(out) / "dialogues.jsonl" if out is not None else None
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        identity = run_identity(scenarios, buyer, seller, config)
+        start_run(out, identity, kind="negotiate", owns=RUN_OUTPUTS, overwrite=overwrite,
+                  models=identity["models"])
         _repair(path)
     skip = finished_ids(path) if path is not None else set()
     jobs = [(dialogue_id(s, i), s) for i, s in enumerate(scenarios)]
@@ -111,7 +160,9 @@ def run_negotiations(
     for start in range(0, len(todo), config.batch_size):
         chunk = todo[start : start + config.batch_size]
         negs = {d: Negotiation(s, config.max_turns, config.first, guards) for d, s in chunk}
-        while any(not n.done for n in negs.values()):
+        for _round in range(config.max_turns + 1):  # each round moves every live dialogue one turn
+            if all(n.done for n in negs.values()):
+                break
             for role in ("buyer", "seller"):
                 group = [(d, n) for d, n in negs.items() if not n.done and n.to_move == role]
                 if not group:
@@ -124,8 +175,35 @@ def run_negotiations(
                         if path is not None:
                             _append(path, rec)
                         bar.update(1)
+        if not all(n.done for n in negs.values()):  # cannot happen: Negotiation ends at max_turns
+            raise RuntimeError(f"negotiations {[d for d, n in negs.items() if not n.done]} did not end within "
+                               f"max_turns={config.max_turns}: a protocol bug, please report it")
     bar.close()
     return records
+
+
+RUN_OUTPUTS = ("dialogues.jsonl", "summary.csv")  # what a negotiation run writes in its folder
+
+
+def run_identity(scenarios: list[Scenario], buyer, seller, config: RunConfig) -> dict:
+    """What makes two negotiation runs the same run (recorded in the output folder's ``run.json``).
+
+    The run settings except ``batch_size`` (a dialogue's transcript does not depend on the batch
+    it ran in, so a killed run may resume with a smaller batch), both agents' configs, the
+    scenario ids in order, and a content fingerprint of each local model folder the agents use.
+
+    Examples
+    --------
+    >>> from negolens.agents.rule_agent import RuleAgent
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> ident = run_identity(builtin_scenarios()[:2], RuleAgent("buyer"), RuleAgent("seller"), RunConfig(max_turns=4))
+    >>> ident["max_turns"], len(ident["scenarios"]), "batch_size" in ident
+    (4, 2, False)
+    """
+    settings = {k: v for k, v in asdict(config).items() if k != "batch_size"}
+    b, s = buyer.config(), seller.config()
+    return {**settings, "buyer": b, "seller": s, "scenarios": [sc.id for sc in scenarios],
+            "models": model_refs(*(c.get("model") for c in (b, s)))}
 
 
 def _moves(agent, group: list[tuple[str, Negotiation]], run_seed: int) -> list[Move]:
@@ -133,8 +211,12 @@ def _moves(agent, group: list[tuple[str, Negotiation]], run_seed: int) -> list[M
     try:
         if hasattr(agent, "act_batch"):
             seeds = [turn_seed(run_seed, d, len(n.turns)) for d, n in group]
-            return agent.act_batch([n for _, n in group], seeds)
-        return [agent.act(n) for _, n in group]
+            moves = list(agent.act_batch([n for _, n in group], seeds))
+        else:
+            moves = [agent.act(n) for _, n in group]
+        if len(moves) != len(group):  # a dialogue without a move would never advance
+            raise RuntimeError(f"{type(agent).__name__} returned {len(moves)} moves for {len(group)} dialogues")
+        return moves
     except Exception as err:  # noqa: BLE001 — recorded, not hidden: the batch must not crash
         msg = f"agent_error: {type(err).__name__}: {err}"
         traceback.print_exc()

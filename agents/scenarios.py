@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from negolens.errors import DataNotFoundError, NegolensError
+from negolens.errors import DataNotFoundError, NegolensError, choice
 from negolens.paths import data_dir
 
 __all__ = ["Scenario", "SOURCES", "SPLITS", "load_scenarios", "split_scenarios", "load_craigslist", "load_amazon",
@@ -33,6 +34,8 @@ __all__ = ["Scenario", "SOURCES", "SPLITS", "load_scenarios", "split_scenarios",
 
 SOURCES = ("craigslist", "amazon", "builtin")
 SPLITS = ("train", "test")
+SOURCE_SPLITS = {"craigslist": ("test", "dev"), "amazon": ("train", "test", "all"),
+                 "builtin": ("test", "dev", "train", "all")}  # builtin ignores the split
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def load_craigslist(path: str | Path, cost_ratio: float = 0.7) -> list[Scenario]
 
 def load_amazon(folder: str | Path, split: str = "train") -> list[Scenario]:
     """AmazonHistoryPrice products with the RLVR rules; ``split`` is ``train``, ``test`` or ``all``."""
+    choice(split, SOURCE_SPLITS["amazon"], "amazon split")
     folder = Path(folder)
     files = sorted(folder.glob("*.json"))
     if not files:
@@ -171,6 +175,10 @@ def load_scenarios(
     >>> len(items), items[0].source
     (8, 'builtin')
     """
+    choice(source, SOURCES, "scenario source")
+    choice(split, SOURCE_SPLITS[source], f"{source} split")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+        raise NegolensError(f"number of scenarios must be at least 1, not {n!r} (or None for all)")
     if source == "builtin":
         from negolens.agents.builtin import builtin_scenarios
 
@@ -183,12 +191,10 @@ def load_scenarios(
                 "holding craigslist_bargains/ and amazon_history_price/, or use --scenarios builtin"
             )
         if source == "craigslist":
-            name = {"dev": "validation_dev.jsonl", "test": "test.jsonl"}.get(split, f"{split}.jsonl")
+            name = {"dev": "validation_dev.jsonl", "test": "test.jsonl"}[split]
             items = load_craigslist(root / "craigslist_bargains" / name)
         else:
-            items = load_amazon(root / "amazon_history_price", split=split if split in ("train", "test", "all") else "test")
-    else:
-        raise NegolensError(f"unknown scenario source {source!r}; use one of {SOURCES}")
+            items = load_amazon(root / "amazon_history_price", split=split)
     if n is not None and n < len(items):
         items = random.Random(seed).sample(items, n)
     return items

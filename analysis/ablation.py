@@ -59,9 +59,8 @@ def ablated(model, heads: list[tuple[int, int]], values: dict | None = None, kin
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> from negolens.testing import tiny_model
+    >>> model = tiny_model()
     >>> batch = model.batch([[5, 6, 7, 8]])
     >>> with ablated(model, [(0, 0), (1, 3)]):
     ...     logits = model.logits(batch)
@@ -93,11 +92,11 @@ def position_classes(model, ids: list[int]) -> torch.Tensor:
 
 
 def batch_classes(model, batch, points) -> torch.Tensor:
-    """Position class per batch cell ``[batch, pos]`` (left padding counts as scaffold)."""
+    """Position class per batch cell ``[batch, pos]`` (left padding counts as scaffold), on the batch's device."""
     cls = torch.full(batch.input_ids.shape, CLASSES.index("scaffold"), dtype=torch.long)
     for r, p in enumerate(points):
         cls[r, batch.pad[r]:] = position_classes(model, p.ids)
-    return cls
+    return cls.to(batch.input_ids.device)
 
 
 @torch.inference_mode()
@@ -116,20 +115,19 @@ def reference_means(model, points, batch_size: int = 4) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        ``[n_layers, len(CLASSES), n_heads, d_head]`` (float32).
+        ``[n_layers, len(CLASSES), n_heads, d_head]`` (float32, on the CPU; summed on the model's device).
 
     Examples
     --------
-    >>> import tempfile, negolens
     >>> from types import SimpleNamespace
-    >>> from negolens.testing import tiny_model_dir
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> from negolens.testing import tiny_model
+    >>> model = tiny_model()
     >>> tuple(reference_means(model, [SimpleNamespace(ids=[5, 6, 7])]).shape)
     (2, 4, 4, 16)
     """
     L, H, d = model.shape.n_layers, model.shape.n_heads, model.shape.d_head
-    sums = torch.zeros((L, len(CLASSES), H, d))
-    counts = torch.zeros((len(CLASSES),))
+    sums = torch.zeros((L, len(CLASSES), H, d), device=model.device)
+    counts = torch.zeros((len(CLASSES),), device=model.device)
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
         batch = model.batch([p.ids for p in chunk])
@@ -142,7 +140,7 @@ def reference_means(model, points, batch_size: int = 4) -> torch.Tensor:
             counts[c] += sel.sum()
             for layer in range(L):
                 sums[layer, c] += grabbed[layer][sel].float().reshape(-1, H, d).sum(0)
-    return sums / counts.clamp(min=1)[None, :, None, None]
+    return (sums / counts.clamp(min=1)[None, :, None, None]).cpu()
 
 
 def replacement_values(model, batch, points, z: dict, kind: str, means: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -159,7 +157,7 @@ def replacement_values(model, batch, points, z: dict, kind: str, means: torch.Te
     cls = batch_classes(model, batch, points)
     out = {}
     for layer, zl in z.items():
-        mean = means[layer][cls].to(zl.dtype)  # [B, T, H, d]
+        mean = means[layer].to(device=zl.device, dtype=zl.dtype)[cls.to(zl.device)]  # [B, T, H, d]
         if kind == "mean":
             out[layer] = mean
         else:

@@ -21,6 +21,7 @@ import torch
 
 from negolens.agents.decoding import digit_tokens, token_pieces
 from negolens.analysis.ablation import ablated
+from negolens.errors import NegolensError
 from negolens.interventions import Intervention, intervene
 
 __all__ = ["MAX_DIGITS", "greedy_offer", "offer_effects", "offer_sweep", "rerun", "steer", "steering_curve"]
@@ -52,17 +53,19 @@ def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
+    The buyer's greedy offers at the offer prompts of four canned dialogues (NaN where no digit):
+
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
     >>> from negolens.analysis import decision_points
-    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
-    >>> points = decision_points(model, load_transcripts("craigslist-dev"), "buyer", "offer", limit=4)  # doctest: +SKIP
-    >>> greedy_offer(model, points)  # doctest: +SKIP
+    >>> model = tiny_model()
+    >>> points = decision_points(model, example_transcripts(4), "buyer", "offer", limit=4)
+    >>> greedy_offer(model, points).shape
+    (4,)
     """
     tok = model.tokenizer
     pieces = token_pieces(tok)
-    digits = digit_tokens(tok, pieces)
+    digits = digit_tokens(tok, pieces).to(model.device)
     out = np.full(len(points), np.nan)
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
@@ -74,7 +77,7 @@ def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
         text, done = [""] * len(chunk), [False] * len(chunk)
         for step in range(MAX_DIGITS):
             best = logits[:, digits].max(-1)
-            nxt = torch.full((len(chunk),), model.pad_id, dtype=torch.long)
+            nxt = torch.full((len(chunk),), model.pad_id, dtype=torch.long, device=mask.device)
             for r in range(len(chunk)):
                 if done[r] or (step > 0 and logits[r, tok.eos_token_id] > best.values[r]):
                     done[r] = True  # the model ends the number here
@@ -86,7 +89,7 @@ def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             pos = pos + 1
-            res = model.hf(input_ids=nxt[:, None].to(mask.device), attention_mask=mask, position_ids=pos,
+            res = model.hf(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos,
                            past_key_values=past, use_cache=True)
             past, logits = res.past_key_values, res.logits[:, -1].float()
         for r, p in enumerate(chunk):
@@ -140,14 +143,14 @@ def steer(model, layer: int, direction, alpha: float):
 
     Examples
     --------
-    >>> import tempfile, negolens, numpy as np
-    >>> from negolens.testing import tiny_model_dir
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> import numpy as np
+    >>> from negolens.testing import tiny_model
+    >>> model = tiny_model()
     >>> with steer(model, 1, np.ones(64), alpha=4.0):
     ...     logits = model.logits(model.batch([[5, 6, 7]]))
     """
     vec = torch.as_tensor(np.asarray(direction), dtype=torch.float32)
-    vec = (vec / vec.norm()).to(model.dtype)
+    vec = (vec / vec.norm()).to(device=model.device, dtype=model.dtype)
     with intervene(model, Intervention("resid_post", layer, kind="add", value=vec, alpha=float(alpha))):
         yield
 
@@ -203,6 +206,9 @@ def rerun(model, heads: list[tuple[int, int]], scenarios, seller, config, seed: 
 
     rng = np.random.default_rng(seed)
     pool = [(l, h) for l in range(model.shape.n_layers) for h in range(model.shape.n_heads) if (l, h) not in set(heads)]
+    if len(pool) < len(heads):
+        raise NegolensError(f"cannot draw {len(heads)} random control heads: {model.name} has only {len(pool)} "
+                            "other heads (re-run fewer top heads)")
     random_heads = [pool[i] for i in rng.choice(len(pool), size=len(heads), replace=False)]
     tables = []
     for name, chosen in (("intact", []), ("top heads ablated", heads), ("random heads ablated", random_heads)):

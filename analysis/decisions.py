@@ -64,12 +64,12 @@ def decision_points(model, transcripts, role: str = "buyer", metric: str = "acce
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
-    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
-    >>> points = decision_points(model, load_transcripts("craigslist-dev"), "buyer", "accept", limit=8)  # doctest: +SKIP
-    >>> model.decode(points[0].ids[-3:])  # doctest: +SKIP
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
+    >>> model = tiny_model()
+    >>> points = decision_points(model, example_transcripts(4), "buyer", "accept", limit=8)
+    >>> len(points), points[0].turn, model.decode(points[0].ids).endswith("ACTION:")
+    (4, 2, True)
     """
     if metric not in PREFIX:
         raise NegolensError(f"unknown metric {metric!r}; use one of {', '.join(PREFIX)}")

@@ -50,6 +50,7 @@ class AblationConfig:
     n: int = option(32, "decision points")
     max_tokens: int = option(384, "longest decision-point prompt, in tokens")
     screen_top: int | None = option(None, "attribution-patching screen, then exact on the top K")
+    screen: str = option("atp", "estimate the screen ranks by: atp (attribution patching) | atp* (with GradDrop)")
     top: int = option(5, "top heads reported and re-run")
     offer_heads: str = option("all", "offer metric: 'all' heads (full sweep + heatmap) or 'top' heads only")
     rerun_n: int = option(0, "re-run this many built-in negotiations intact / top / random heads ablated")
@@ -64,19 +65,30 @@ class AblationConfig:
         """Tiny-scale preset: 2 decision points, short prompts, 3 re-runs, offer sweep on top heads."""
         return cls(**{"n": 2, "max_tokens": 256, "rerun_n": 3, "offer_heads": "top", **overrides})
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> "AblationConfig":
-        """Raise :class:`NegolensError` naming the valid values for any bad setting; return self."""
+        """Raise :class:`NegolensError` naming the valid values for any bad setting; return self.
+
+        Runs on construction too, so a bad setting fails before any model is loaded.
+        """
+        import math
+
+        from negolens.agents.protocol import check_turn_limit
+        from negolens.errors import at_least, choice
+
         for name, valid in (("role", ROLES), ("metric", tuple(PREFIX)), ("kind", ABLATION_KINDS),
                             ("offer_heads", OFFER_HEADS)):
-            if getattr(self, name) not in valid:
-                raise NegolensError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(valid)}")
+            choice(getattr(self, name), valid, name)
         for name in ("n", "top", "max_tokens"):
-            if getattr(self, name) < 1:
-                raise NegolensError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.screen_top is not None and self.screen_top < 1:
-            raise NegolensError(f"screen_top must be at least 1 (or None), not {self.screen_top}")
-        if self.rerun_n < 0:
-            raise NegolensError(f"rerun_n must be 0 or more, not {self.rerun_n}")
+            at_least(getattr(self, name), 1, name)
+        if self.screen_top is not None:
+            at_least(self.screen_top, 1, "screen_top (or None)")
+        at_least(self.rerun_n, 0, "rerun_n")
+        check_turn_limit(self.rerun_max_turns)
+        if not all(isinstance(a, (int, float)) and math.isfinite(a) for a in self.alphas):
+            raise NegolensError(f"alphas must be finite numbers, not {self.alphas!r}")
         return self
 
 
@@ -204,20 +216,20 @@ def run_ablation(model, transcripts, config: AblationConfig | None = None, *, at
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
-    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
-    >>> result = run_ablation(model, load_transcripts("craigslist-dev"), AblationConfig.quick())  # doctest: +SKIP
-    >>> sorted(result.tables())  # doctest: +SKIP
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
+    >>> model = tiny_model()
+    >>> result = run_ablation(model, example_transcripts(4), AblationConfig.quick(max_tokens=512, top=3, rerun_n=1,
+    ...                       rerun_max_turns=2), progress=False)
+    >>> sorted(result.tables())
     ['ablation_accept_zero', 'rerun', 'top_heads']
     """
     cfg = (config or AblationConfig()).validate()
     items = list(transcripts)
     points = decision_points(model, items, cfg.role, "accept", max_tokens=cfg.max_tokens, limit=cfg.n)
     check_points(points)
-    accept = sweep_heads(model, points, "accept", kind=cfg.kind, screen_top=cfg.screen_top, seed=cfg.seed,
-                         progress=progress)
+    accept = sweep_heads(model, points, "accept", kind=cfg.kind, screen_top=cfg.screen_top, screen=cfg.screen,
+                         seed=cfg.seed, progress=progress)
     top = top_heads(accept, cfg.top)
     heads = [(int(r.layer), int(r["head"])) for _, r in top.iterrows()]
     result = AblationResult(cfg, accept, top if attention is None else _with_attention(top, attention), heads,

@@ -62,9 +62,8 @@ class CleanForward:
     def record(cls, model, batch: Batch, tokens: list[int]) -> "CleanForward":
         """Run ``batch`` once through ``model``, recording what :meth:`run_from` needs.
 
-        >>> import tempfile, negolens
-        >>> from negolens.testing import tiny_model_dir
-        >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+        >>> from negolens.testing import tiny_model
+        >>> model = tiny_model()
         >>> run = CleanForward.record(model, model.batch([[5, 6, 7, 8]]), tokens=[9, 10])
         >>> bool(torch.allclose(run.run_from(1, []), run.logits, atol=1e-5))
         True

@@ -31,13 +31,12 @@ def budget_pairs(model, transcripts, role: str = "buyer", factor: float = 1.5, m
 
     Extra keywords (``max_tokens``, ``limit``) go to :func:`~negolens.analysis.decision_points`.
     """
-    from negolens.agents.transcripts import Transcript
 
     def scaled(tr):
         s = tr.scenario
         new = dataclasses.replace(s, buyer_budget=round(s.buyer_budget * factor, 2), buyer_target=round(s.buyer_target * factor, 2)) \
             if role == "buyer" else dataclasses.replace(s, seller_cost=round(s.seller_cost * factor, 2))
-        return Transcript(tr.id, new, tr.turns, tr.deal)
+        return dataclasses.replace(tr, scenario=new)
 
     clean = decision_points(model, transcripts, role, metric, **kw)
     corrupt = decision_points(model, [scaled(t) for t in transcripts], role, metric, **kw)
@@ -91,12 +90,13 @@ def patch_heads(model, pairs, metric=None, layers_only: bool = False, batch_size
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
-    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
-    >>> pairs = budget_pairs(model, load_transcripts("craigslist-dev"), "buyer", factor=1.5, limit=8)  # doctest: +SKIP
-    >>> patch_heads(model, pairs, layers_only=True)  # doctest: +SKIP
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
+    >>> model = tiny_model()
+    >>> pairs = budget_pairs(model, example_transcripts(4), "buyer", factor=1.5, limit=8)
+    >>> table = patch_heads(model, pairs, layers_only=True)
+    >>> len(pairs), list(table.columns)
+    (4, ['layer', 'head', 'restored', 'delta', 'gap', 'n_pairs'])
     """
     if not pairs:
         raise NegolensError("no (clean, corrupted) pairs to patch: budget_pairs found no decision points")

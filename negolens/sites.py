@@ -104,12 +104,11 @@ class Sites:
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
-    >>> model.sites.n_layers, model.sites.hook_name("attn_z", 1)
+    >>> from negolens.testing import tiny_model
+    >>> sites = tiny_model().sites
+    >>> sites.n_layers, sites.hook_name("attn_z", 1)
     (2, 'blocks.1.attn.hook_z')
-    >>> model.sites.attn_z(0) is model.sites.layer(0).self_attn.o_proj
+    >>> sites.attn_z(0) is sites.layer(0).self_attn.o_proj
     True
     """
 

@@ -124,12 +124,12 @@ def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules
         bar.update(len(views))
         if not where:  # dialogues without turns: no positions
             continue
-        rix = torch.tensor([w[0] for w in where])
-        cix = torch.tensor([w[1] for w in where])
-        out = torch.empty((len(where), L, model.shape.d_model), dtype=torch.float32)
+        rix = torch.tensor([w[0] for w in where], device=batch.input_ids.device)
+        cix = torch.tensor([w[1] for w in where], device=batch.input_ids.device)
+        out = torch.empty((len(where), L, model.shape.d_model), dtype=torch.float32)  # on the CPU, like the result
 
         def hook(resid, hook):
-            out[:, int(hook.name.split(".")[1])] = resid[rix, cix].float()
+            out[:, int(hook.name.split(".")[1])] = resid[rix.to(resid.device), cix.to(resid.device)].float().cpu()
             return resid
 
         model.bridge.run_with_hooks(batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,

@@ -61,6 +61,12 @@ class AttentionConfig:
         """A fast preset for smoke runs: shorter views, fewer resamples."""
         return cls(**{"max_tokens": 256, "n_boot": 200, "n_perm": 500, **overrides})
 
+    def __post_init__(self) -> None:
+        from negolens.errors import at_least
+
+        for name in ("max_tokens", "batch_size", "window", "n_boot", "n_perm"):
+            at_least(getattr(self, name), 1, name)
+
 
 @dataclass
 class AttentionScores:
@@ -134,8 +140,8 @@ class AttentionRecorder:
             chunk = transcripts[start : start + batch_size]
             prepared = [self.prepare(t, role, max_turns, max_tokens) for t in chunk]
             batch = self.model.batch([v.chat for v, _ in prepared])
-            index, buckets = self._index(prepared, batch)
-            sums = torch.zeros((L, len(chunk) * s * 2, H))
+            index, buckets = self._index(prepared, batch, batch.input_ids.device)
+            sums = torch.zeros((L, len(chunk) * s * 2, H), device=batch.input_ids.device)
 
             def hook(pattern, hook):
                 layer = int(hook.name.split(".")[1])
@@ -148,7 +154,7 @@ class AttentionRecorder:
                 batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
                 return_type=None, fwd_hooks=[(lambda name: name.endswith("attn.hook_pattern"), hook)],
             )
-            out = sums.numpy().reshape(L, len(chunk), s, 2, H).transpose(1, 2, 3, 0, 4)  # [row, score, tag/ctrl, L, H]
+            out = sums.cpu().numpy().reshape(L, len(chunk), s, 2, H).transpose(1, 2, 3, 0, 4)  # [row, score, tag/ctrl, L, H]
             for r in range(len(chunk)):
                 for j in range(s):
                     if buckets[r][j]:
@@ -157,7 +163,7 @@ class AttentionRecorder:
         bar.close()
         return AttentionScores(tagged, control, [t.id for t in transcripts])
 
-    def _index(self, prepared, batch):
+    def _index(self, prepared, batch, device=None):
         rows, q, k, w, b, present = [], [], [], [], [], []
         for r, (_, pairs) in enumerate(prepared):
             pad = batch.pad[r]
@@ -171,14 +177,16 @@ class AttentionRecorder:
                     k += [pad + x for x in keys]
                     w += ps.w
                     b += [(r * len(SCORES) + j) * 2 + which] * len(ps.q)
-        t = lambda x, dt=torch.long: torch.tensor(x, dtype=dt)  # noqa: E731
+        t = lambda x, dt=torch.long: torch.tensor(x, dtype=dt, device=device)  # noqa: E731
         return (t(rows), t(q), t(k), t(w, torch.float32), t(b)), present
 
 
 def summarize_heads(scores: AttentionScores, n_boot: int = 2000, n_perm: int = 5000, seed: int = 0) -> pd.DataFrame:
     """Tidy per-(score, layer, head) table with effect, bootstrap CI, permutation p and BH q.
 
-    Scores present in fewer than two dialogues are left out.
+    Scores present in fewer than two dialogues are left out (:class:`NegolensError` when that
+    leaves none: no statistics over nothing); a head whose effect is undefined
+    (NaN in some dialogue) has NaN CI, p and q, and is not counted in the BH correction.
 
     Returns
     -------
@@ -197,9 +205,12 @@ def summarize_heads(scores: AttentionScores, n_boot: int = 2000, n_perm: int = 5
             continue
         t, c = tag[keep].reshape(keep.sum(), -1), ctrl[keep].reshape(keep.sum(), -1)
         d = t - c
-        lo, hi = bootstrap_ci_columns(d, n_boot=n_boot, seed=seed)
-        p = sign_flip_pvalues(d, n_perm=n_perm, seed=seed)
-        q = bh_qvalues(p)
+        ok = np.isfinite(d).all(axis=0)  # a head with an undefined effect gets no CI, p or q
+        lo, hi, p, q = (np.full(L * H, np.nan) for _ in range(4))
+        if ok.any():
+            lo[ok], hi[ok] = bootstrap_ci_columns(d[:, ok], n_boot=n_boot, seed=seed)
+            p[ok] = sign_flip_pvalues(d[:, ok], n_perm=n_perm, seed=seed)
+            q[ok] = bh_qvalues(p[ok])
         for idx in range(L * H):
             rows.append({
                 "score": name, "layer": idx // H, "head": idx % H, "tagged": float(t[:, idx].mean()),
@@ -207,6 +218,10 @@ def summarize_heads(scores: AttentionScores, n_boot: int = 2000, n_perm: int = 5
                 "ci_low": float(lo[idx]), "ci_high": float(hi[idx]), "p": float(p[idx]), "q": float(q[idx]),
                 "n_dialogues": int(keep.sum()),
             })
+    if not rows:
+        raise NegolensError(f"no attention statistics: every score needs at least 2 usable dialogues (ones with "
+                            f"offers and the tagged words), and these {len(scores.tagged)} transcript(s) have fewer; "
+                            "pass more transcripts")
     return pd.DataFrame(rows, columns=list(HEAD_COLUMNS))
 
 

@@ -54,11 +54,23 @@ class ProbeConfig:
         """A fast preset for smoke runs: shorter views, fewer folds."""
         return cls(**{"max_tokens": 256, "n_splits": 3, **overrides})
 
+    def __post_init__(self) -> None:
+        from negolens.errors import at_least, choice
 
-def parse_layers(layers, n_layers: int) -> list[int]:
+        labels = (self.labels,) if isinstance(self.labels, str) else self.labels
+        for label in labels:
+            choice(label, PROBE_LABELS, "probe label")
+        parse_layers(self.layers, None)  # the syntax now; the range once the model is known
+        for name in ("max_tokens", "batch_size"):
+            at_least(getattr(self, name), 1, name)
+        at_least(self.n_splits, 2, "n_splits (cross-validation folds)")
+
+
+def parse_layers(layers, n_layers: int | None) -> list[int]:
     """Layers to probe from ``"all"``, a comma list (``"0,3"``) or a sequence of ints.
 
-    Raises :class:`NegolensError` for a layer that is not an integer in ``0 .. n_layers - 1``.
+    Raises :class:`NegolensError` for a layer that is not an integer in ``0 .. n_layers - 1``
+    (with ``n_layers=None``: only checks the syntax and that no layer is negative; ``"all"`` is ``[]``).
 
     Examples
     --------
@@ -66,7 +78,7 @@ def parse_layers(layers, n_layers: int) -> list[int]:
     ([0, 1, 2], [2, 0], [1])
     """
     if layers is None or (isinstance(layers, str) and layers.strip() == "all"):
-        return list(range(n_layers))
+        return list(range(n_layers or 0))
     items = [x.strip() for x in layers.split(",") if x.strip()] if isinstance(layers, str) else list(layers)
     out = []
     for x in items:
@@ -74,8 +86,9 @@ def parse_layers(layers, n_layers: int) -> list[int]:
             layer = int(x)
         except (TypeError, ValueError):
             raise NegolensError(f"layer {x!r} is not an integer: use 'all' or a comma list like '0,3'") from None
-        if not 0 <= layer < n_layers:
-            raise NegolensError(f"layer {layer} out of range: the model has layers 0..{n_layers - 1}")
+        if layer < 0 or (n_layers is not None and layer >= n_layers):
+            raise NegolensError(f"layer {layer} out of range: " + (f"the model has layers 0..{n_layers - 1}"
+                                                                    if n_layers else "layers start at 0"))
         out.append(layer)
     if not out:
         raise NegolensError("no layers chosen: use 'all' or a comma list like '0,3'")

@@ -78,6 +78,8 @@ def render_view(model, tr: Transcript, role: str, max_turns: int | None = None, 
 
     Examples
     --------
+    The buyer's view of a canned three-turn dialogue: one entry per turn, the reply slot first.
+
     >>> from negolens.testing import tiny_model
     >>> from negolens.agents import example_transcripts
     >>> model = tiny_model()

@@ -59,7 +59,7 @@ def attention_html(model, transcript: Transcript, role: str, layer: int, head: i
     batch = model.batch([view.chat])
     name = model.sites.hook_name("attn_pattern", layer)
     _, cache = model.run_with_cache(batch, names_filter=lambda n: n == name)
-    pattern = cache[name][0, head].float()
+    pattern = cache[name][0, head].float().cpu()
     tokens = model.tokenizer.batch_decode([[i] for i in view.chat.input_ids])
     html = cv.attention.attention_pattern(tokens=tokens, attention=pattern).local_src
     title = f"{model.name} L{layer}H{head} — {transcript.id} ({role}'s view)"

@@ -30,7 +30,8 @@ def test_negotiate_cli_resumes(tiny_dirs, tmp_path):
     assert rows[0]["metric"] == "deal" and rows[0]["n"] == "3"
 
 
-def test_chat_with_a_rule_seller():
-    result = CliRunner().invoke(app, ["chat", "--role", "buyer", "--model", "rule"], input="Hi! /offer 200\n/offer 300\n/accept\n")
+def test_chat_with_a_rule_seller(tmp_path):
+    result = CliRunner().invoke(app, ["chat", "--role", "buyer", "--model", "rule", "--out", str(tmp_path)],
+                                input="Hi! /offer 200\n/offer 300\n/accept\n")
     assert result.exit_code == 0, result.output
     assert "seller > " in result.output and "outcome: deal" in result.output

@@ -74,7 +74,7 @@ def test_offer_steering_and_rerun(copy_model):
     metric = LogitDiff.accept_vs_counter(copy_model)
     acc_points = decision_points(copy_model, transcripts(4), "buyer", "accept")
     w = copy_model.sites.unembed_weight()
-    direction = (w[metric.plus] - w[metric.minus]).detach().numpy()
+    direction = (w[metric.plus] - w[metric.minus]).detach().cpu().numpy()
     value = lambda m, pts: [float(metric(m.logits(m.batch([p.ids]))[0, -1, metric.tokens()])) for p in pts]  # noqa: E731
     curve = steering_curve(copy_model, acc_points, value, layer=1, direction=direction, alphas=[-4.0, 0.0, 4.0])
     assert curve["mean"].is_monotonic_increasing
@@ -140,7 +140,7 @@ def test_layer_ablation_equals_head_set(copy_model):
     clean = metric(copy_model.logits(b)[:, -1, metric.tokens()])
     with ablated(copy_model, [(0, h) for h in range(copy_model.shape.n_heads)]):
         whole = metric(copy_model.logits(b)[:, -1, metric.tokens()])
-    assert np.allclose(per_layer[:, 0], (whole - clean).numpy(), atol=1e-4)
+    assert np.allclose(per_layer[:, 0], (whole - clean).cpu().numpy(), atol=1e-4)
 
 
 def test_cached_greedy_offer_equals_rereading_the_prompt(tiny):
@@ -158,7 +158,7 @@ def test_cached_greedy_offer_equals_rereading_the_prompt(tiny):
         ids, text = list(p.ids), ""
         for step in range(MAX_DIGITS):
             with torch.no_grad():
-                logits = tiny.hf(input_ids=torch.tensor([ids])).logits[0, -1].float()
+                logits = tiny.hf(input_ids=torch.tensor([ids], device=tiny.device)).logits[0, -1].float()
             best = int(torch.argmax(logits[digits]))
             if step > 0 and logits[tok.eos_token_id] > logits[digits[best]]:
                 break

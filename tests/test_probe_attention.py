@@ -31,7 +31,7 @@ def test_streamed_scores_equal_full_patterns(tiny_llama):
                 assert np.isnan(scores.tagged[d, j]).all()
                 continue
             for layer in range(tiny_llama.shape.n_layers):
-                pat = cache[f"blocks.{layer}.attn.hook_pattern"][0].numpy()
+                pat = cache[f"blocks.{layer}.attn.hook_pattern"][0].cpu().numpy()
                 want = sum(w * pat[:, q, k] for q, k, w in zip(ps.q, ps.k, ps.w))
                 ctrl = sum(w * pat[:, q, k] for q, k, w in zip(ps.q, ps.ctrl_k, ps.w))
                 np.testing.assert_allclose(scores.tagged[d, j, layer], want, atol=1e-5)
@@ -96,9 +96,10 @@ def test_record_attention_rejects_bad_input(tiny_llama):
         record_attention(tiny_llama, transcripts(2), view="referee", progress=False)
 
 
-def test_summarize_heads_without_enough_dialogues_keeps_columns(tiny_llama):
-    table = record_attention(tiny_llama, transcripts(1), config=AttentionConfig.quick(), progress=False)
-    assert table.empty and list(table.columns) == list(HEAD_COLUMNS)
+def test_too_few_dialogues_is_a_clear_error_not_an_empty_table(tiny_llama):
+    # Statistics over one dialogue would be fabricated: every score needs at least 2.
+    with pytest.raises(NegolensError, match="at least 2"):
+        record_attention(tiny_llama, transcripts(1), config=AttentionConfig.quick(), progress=False)
 
 
 def test_attention_html_needs_no_recorder(tiny_llama, tmp_path):

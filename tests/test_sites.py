@@ -72,7 +72,7 @@ def test_zero_head_equals_transformer_lens_hook_z(model):
 def test_add_at_resid_post_equals_transformer_lens(model):
     batch = _batch(model)
     real = batch.attention_mask.bool()
-    direction = torch.randn(model.shape.d_model, generator=torch.Generator().manual_seed(0))
+    direction = torch.randn(model.shape.d_model, generator=torch.Generator().manual_seed(0)).to(model.device)
     with intervene(model, Intervention("resid_post", 0, kind="add", value=direction, alpha=3.0)):
         ours = model.logits(batch)
     theirs = _bridge(model, batch, [(model.sites.hook_name("resid_post", 0), lambda x, hook: x + 3.0 * direction)])

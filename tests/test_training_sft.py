@@ -34,7 +34,7 @@ def test_target_loss_equals_full_logits_loss(tiny_llama):
     ex = build_examples(tiny_llama, transcripts(2), "seller")
     from negolens.training.sft import _collate
 
-    ids, labels, mask = _collate(ex, tiny_llama.pad_id)
+    ids, labels, mask = (t.to(tiny_llama.device) for t in _collate(ex, tiny_llama.pad_id))
     with torch.no_grad():
         fast = target_loss(tiny_llama.hf, ids, labels, mask)
         logits = tiny_llama.hf(input_ids=ids, attention_mask=mask).logits[:, :-1]
@@ -69,12 +69,15 @@ def test_qlora_on_cpu_says_what_to_do():
 
 
 def test_bf16_autocast_step_matches_fp32(tiny_llama):
-    from negolens.training.sft import _collate, autocast
+    from negolens.training.sft import _collate
+    from negolens.training.devices import autocast
 
-    ids, labels, mask = _collate(build_examples(tiny_llama, transcripts(2), "buyer", max_tokens=4096), tiny_llama.pad_id)
+    batch = _collate(build_examples(tiny_llama, transcripts(2), "buyer", max_tokens=4096), tiny_llama.pad_id)
+    ids, labels, mask = (t.to(tiny_llama.device) for t in batch)
     with torch.no_grad():
         ref = float(target_loss(tiny_llama.hf, ids, labels, mask))
-        with autocast("bfloat16"):
+        with autocast("bfloat16", tiny_llama.device):  # autocast of the model's device type
+            assert (tiny_llama.hf.get_output_embeddings()(torch.zeros(1, 64, device=ids.device))).dtype is torch.bfloat16
             low = float(target_loss(tiny_llama.hf, ids, labels, mask))
     assert abs(low - ref) / ref < 0.02
     with pytest.raises(NegolensError, match="float32 or bfloat16"):
@@ -160,3 +163,21 @@ def test_run_sft_without_held_out_examples(tiny_dirs, tmp_path):
     result = run_sft(cfg, tmp_path / "ckpt", data=data, model=base, progress=False)
     assert result.eval_curve == [] and result.manifest["eval_examples"] == 0
     assert (result.checkpoint / "config.json").is_file()
+
+
+@pytest.mark.needs("cuda", "bitsandbytes")  # deselected (and listed by conftest) without a GPU: never a silent pass
+def test_qlora_trains_adapters_on_a_4bit_base_and_the_checkpoint_merges(tiny_dirs, tmp_path):
+    base = negolens.load(tiny_dirs["llama"], device="cuda")
+    data = build_examples(base, transcripts(8), "buyer")
+    cfg = SFTConfig(model=str(tiny_dirs["llama"]), mode="qlora", steps=25, batch_size=4, eval_every=25, lr=3e-3)
+    out = train_sft(base, cfg, data, data[:6], tmp_path / "qlora", progress=False)
+    curve = json.loads((out / "negolens_manifest.json").read_text())["eval_curve"]
+    assert curve[-1]["eval_loss"] < 0.9 * curve[0]["eval_loss"]
+    assert (out / "adapter_config.json").is_file() and not (out / "config.json").is_file()  # only the adapter
+    tuned = negolens.load(out, device="cuda")  # merged onto the float base, like a LoRA checkpoint
+    start = negolens.load(tiny_dirs["llama"], device="cuda")
+    assert type(tuned.hf).__name__ == "LlamaForCausalLM" and tuned.device.type == "cuda"
+    delta = max((a - b).abs().max().item() for a, b in zip(tuned.hf.parameters(), start.hf.parameters()))
+    assert delta > 0
+    batch = tuned.batch([data[0].input_ids])
+    assert torch.isfinite(tuned.logits(batch)).all()

@@ -13,7 +13,8 @@ import time
 import torch
 
 from negolens.training.data import build_examples
-from negolens.training.sft import SFTConfig, _collate, _prepare, autocast, eval_loss, target_loss
+from negolens.training.devices import autocast
+from negolens.training.sft import SFTConfig, _collate, _prepare, eval_loss, target_loss
 from negolens.zoo import DEFAULT_MODEL
 
 
@@ -26,7 +27,7 @@ def _run(model, cfg, batches, held, fast: bool):
     tokens, t0 = 0, time.perf_counter()
     for ids, labels, mask in batches:
         if fast:
-            with autocast("bfloat16"):
+            with autocast("bfloat16", ids.device):
                 loss = target_loss(hf, ids, labels, mask)
         else:
             loss = hf(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -70,7 +71,8 @@ def bench_sft(model: str = DEFAULT_MODEL, seed: int = 0, steps: int = 6, batch: 
     held = build_examples(nm, load_transcripts("craigslist-dev", 20), "buyer", 384)[:16]
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(train), generator=g).tolist()
-    batches = [_collate([train[i] for i in order[s * batch : (s + 1) * batch]], nm.pad_id) for s in range(steps)]
+    batches = [tuple(t.to(nm.device) for t in _collate([train[i] for i in order[s * batch : (s + 1) * batch]], nm.pad_id))
+               for s in range(steps)]
     cfg = SFTConfig(model=model, mode="lora", lr=2e-4, seed=seed)
     base_tps, base_loss = _run(nm, cfg, batches, held, fast=False)
     fast_tps, fast_loss = _run(nm, cfg, batches, held, fast=True)

@@ -70,15 +70,10 @@ def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 51
 
     Examples
     --------
-    >>> import negolens, tempfile
-    >>> from negolens.testing import tiny_model_dir
-    >>> from negolens.agents.scenarios import load_scenarios
-    >>> from negolens.agents.transcripts import Transcript, Utterance
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
-    >>> turns = [Utterance("buyer", "Would you take $200?"), Utterance("seller", "I can do $240."),
-    ...          Utterance("buyer", "Deal at $240.")]
-    >>> chat = Transcript("t0", load_scenarios("builtin")[0], turns)
-    >>> [e.role for e in build_examples(model, [chat], "buyer")]
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
+    >>> model = tiny_model()
+    >>> [e.role for e in build_examples(model, example_transcripts(1), "buyer")]
     ['buyer', 'buyer']
 
     With real dialogues (needs the data directory):

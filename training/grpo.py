@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-import torch
-
 from negolens.config import option, to_dict
 from negolens.errors import NegolensError
-from negolens.training.rollouts import buyer_sequence, step_stats
+from negolens.paths import data_dir
+from negolens.runs import model_fingerprint, model_refs, refuse_file, start_run
+from negolens.training.environment import NegotiationRollout, rlvr_reward_func
 from negolens.training.sft import LORA_TARGETS
 from negolens.zoo import DEFAULT_MODEL
 
@@ -77,10 +77,15 @@ class GRPORunConfig:
     save_every: int = option(10, "checkpoint every N steps (a rerun resumes from the last)")
     eval_products: int = option(40, "held-out test products for the before/after evaluation (0: skip)")
     seed: int = option(0, "seed of the rollouts, the data order and the evaluation sample")
+    max_failure_share: float = option(0.5, "stop the run when more than this share of a step's rollouts end in an "
+                                      "agent error (an exception, not a protocol failure); a step where every "
+                                      "rollout failed always stops")
 
     def __post_init__(self) -> None:
         if self.mode not in ("lora", "full"):
             raise NegolensError(f"GRPO mode must be lora or full, not {self.mode!r}")
+        if not 0.0 <= self.max_failure_share <= 1.0:
+            raise NegolensError(f"max_failure_share must be between 0 and 1, not {self.max_failure_share}")
         if self.group_size < 2:
             raise NegolensError("group_size must be at least 2: advantages are relative to the group")
         if self.dtype not in ("float32", "bfloat16"):
@@ -128,84 +133,6 @@ class GRPOResult:
     after: list[dict] = field(default_factory=list)
 
 
-class NegotiationRollout:
-    """TRL's ``rollout_func``: prompts are scenario ids, each played as negotiations.
-
-    Parameters
-    ----------
-    cfg : GRPORunConfig
-        Seller, temperature, turns and seed of the rollouts.
-    scenarios : dict
-        Scenario by id (the ids are the dataset's prompts).
-    tokenizer : transformers.PreTrainedTokenizerBase
-        The policy's tokenizer.
-    out : Path
-        Run directory: ``rollouts/stepNNNNN.jsonl`` and ``steps.jsonl`` are written there.
-    path : str or Path
-        The policy's model directory (for the :class:`~negolens.hooked.NegoModel` wrapper).
-    """
-
-    def __init__(self, cfg: GRPORunConfig, scenarios: dict, tokenizer, out: Path, path: str | Path):
-        from negolens.agents.factory import make_agent
-
-        self.cfg, self.scenarios, self.tokenizer, self.out, self.path = cfg, scenarios, tokenizer, out, path
-        self.seller = make_agent(cfg.seller, "seller", models={}, fetch=True)
-        (out / "rollouts").mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, prompts: list[str], trainer) -> dict:
-        """Play the negotiations of one step; return TRL's rollout dict with the buyer's ``env_mask``."""
-        from negolens.agents.llm_agent import LLMAgent
-        from negolens.agents.runner import RunConfig, run_negotiations
-        from negolens.hooked import NegoModel
-
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        policy = NegoModel(model, self.tokenizer, self.path, name=f"grpo-step{trainer.state.global_step}")
-        buyer = LLMAgent(policy, "buyer", temperature=self.cfg.temperature,
-                         max_utterance_tokens=self.cfg.max_utterance_tokens)
-        per = self.cfg.group_size if len(set(prompts)) == len(prompts) else 1  # TRL may repeat each prompt G times
-        scenarios = [self.scenarios[p] for p in prompts for _ in range(per)]
-        step = trainer.state.global_step
-        rank = trainer.accelerator.process_index  # distinct sampling seeds on every process
-        run = RunConfig(max_turns=self.cfg.max_turns, seed=self.cfg.seed * 1_000_003 + step * 1_009 + rank,
-                        batch_size=len(scenarios), regulated_seller=True)
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            records = run_negotiations(scenarios, buyer, self.seller, run, progress=False)
-        model.train(was_training)
-        records.sort(key=lambda r: r["id"])  # runner order is completion order; ids keep prompt order
-        for r in records:
-            r["id"], r["process"], r["step"] = f"s{step + 1}-p{rank}-{r['id']}", rank, step + 1
-        seqs = [buyer_sequence(policy, r) for r in records]
-        from accelerate.utils import gather_object
-
-        everyone = gather_object(records)  # all processes' dialogues (one process: the same list)
-        stats = {"step": step + 1, **step_stats(everyone), "dialogues": len(everyone)}
-        if trainer.accelerator.is_main_process:
-            self._log(step + 1, stats, everyone)
-        for k, v in stats.items():
-            if k not in ("step", "dialogues"):
-                trainer._metrics["train"][f"negotiation/{k}"].append(v)
-        return {
-            "prompt_ids": [s[0] for s in seqs],
-            "completion_ids": [s[1] for s in seqs],
-            "logprobs": None,
-            "env_mask": [s[2] for s in seqs],
-            "rlvr_reward": [r["metrics"]["reward"] for r in records],
-        }
-
-    def _log(self, step: int, stats: dict, records: list[dict]) -> None:
-        with open(self.out / "rollouts" / f"step{step:05d}.jsonl", "w") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in records)
-        with open(self.out / "steps.jsonl", "a") as fh:
-            fh.write(json.dumps(stats) + "\n")
-
-
-def rlvr_reward_func(prompts, completions, rlvr_reward, **_) -> list[float]:
-    """TRL reward function: the verifiable reward the environment computed during the rollout."""
-    return [float(r) for r in rlvr_reward]
-
-
 def read_steps(out: str | Path) -> list[dict]:
     """Per-step stats of a run directory, last write per step wins (a resumed run rewrites the
     steps it redoes); ``[]`` before the first step."""
@@ -216,8 +143,36 @@ def read_steps(out: str | Path) -> list[dict]:
     return [by_step[k] for k in sorted(by_step)]
 
 
+GRPO_OUTPUTS = ("checkpoint-*", "steps.jsonl", "rollouts", "final", "eval-*", "eval.json")  # what a run writes
+
+
+RUN_CONTROL = ("steps", "max_failure_share")  # settings that do not change what a finished step is
+
+
+def _identity(cfg: GRPORunConfig, scenarios: list) -> dict:
+    """What makes two GRPO runs the same run: every setting but the run controls (a larger ``steps``
+    extends a run), the starting model's content (a local folder) and the training scenarios."""
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in RUN_CONTROL}
+    return {**settings, "model_content": model_fingerprint(cfg.model), "scenarios": [s.id for s in scenarios]}
+
+
+def _trained_steps(out: Path) -> int | None:
+    """The step count of the finished model in ``out/final`` (its manifest), ``None`` if there is none."""
+    path = out / "final" / "negolens_manifest.json"
+    return json.loads(path.read_text())["config"]["steps"] if path.is_file() else None
+
+
+def _check_steps(out: Path, cfg: GRPORunConfig) -> int | None:
+    """The finished step count in ``out``; refuses to shorten a finished run."""
+    done = _trained_steps(out)
+    if done is not None and done > cfg.steps:
+        raise NegolensError(f"--out {out} holds this run trained for {done} steps; this run asks for {cfg.steps}: "
+                            f"pass --steps {done} (or more, to extend it), another --out, or --overwrite")
+    return done
+
+
 def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resume: bool = True,
-               progress: bool = True) -> Path:
+               progress: bool = True, overwrite: bool = False, log: Callable[[str], None] | None = None) -> Path:
     """Train a buyer with GRPO on ``scenarios``; checkpoints, logs and the final model in ``out``.
 
     Parameters
@@ -234,6 +189,14 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         Continue from the last ``checkpoint-N`` in ``out``.
     progress : bool
         Show a progress bar.
+    overwrite : bool
+        Replace an earlier run in ``out``. Without it, ``out`` must be new or hold the same run
+        (``run.json``: every setting but ``steps``, the starting model, the scenarios):
+        finished with ``cfg.steps`` steps, nothing is done; finished with fewer, training goes
+        on from the last checkpoint to ``cfg.steps``; another run raises
+        :class:`~negolens.errors.NegolensError` naming the differing settings.
+    log : callable, optional
+        Receives one-line messages (a finished run, a resumed checkpoint).
 
     Returns
     -------
@@ -255,8 +218,16 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
 
     if not scenarios:
         raise NegolensError("no training scenarios")
+    say = log or (lambda _msg: None)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("RANK", "0") == "0":  # one process checks, clears and records the run folder
+        start_run(out, _identity(cfg, scenarios), kind="grpo", owns=GRPO_OUTPUTS, overwrite=overwrite,
+                  models=model_refs(cfg.model))
+    else:
+        refuse_file(out)
+    if not overwrite and _check_steps(out, cfg) == cfg.steps:
+        say(f"already trained: {out / 'final'} ({cfg.steps} steps, same settings); nothing to train")
+        return out / "final"
     by_id = {s.id: s for s in scenarios}
     batch = cfg.products_per_step * cfg.group_size
     args = GRPOConfig(
@@ -264,7 +235,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         scale_rewards=cfg.scale_rewards, per_device_train_batch_size=batch, num_generations=cfg.group_size,
         gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=1, temperature=cfg.temperature,
         logging_steps=1, save_strategy="steps", save_steps=cfg.save_every, report_to=[], seed=cfg.seed,
-        bf16=cfg.dtype == "bfloat16", use_cpu=not torch.cuda.is_available(), disable_tqdm=not progress,
+        bf16=cfg.dtype == "bfloat16", use_cpu=_trains_on_cpu(model), disable_tqdm=not progress,
         lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, remove_unused_columns=False,
         gradient_checkpointing=False,  # small models: recomputation only costs time here
     )
@@ -282,6 +253,8 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         rollout_func=NegotiationRollout(cfg, by_id, model.tokenizer, out, model.path),
     )
     last = _last_checkpoint(out) if resume else None
+    if last is not None:
+        say(f"resuming from {last} (step {last.name.split('-')[-1]}) to {cfg.steps} steps")
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.perf_counter() - t0
@@ -302,20 +275,37 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     return final
 
 
+def _trains_on_cpu(model) -> bool:
+    """Whether TRL should train on the CPU: where the model is. On CUDA, TRL (accelerate) places
+    the policy on the process's GPU itself (``cuda:0`` in a single process, ``LOCAL_RANK`` under
+    ``accelerate launch``); pick another GPU with ``CUDA_VISIBLE_DEVICES``."""
+    device = model.device
+    if device.type == "cuda" and "LOCAL_RANK" not in os.environ and (device.index or 0) != 0:
+        raise NegolensError(f"GRPO trains on the process's first GPU, but the model is on {device}: run with "
+                            f"CUDA_VISIBLE_DEVICES={device.index} and device='cuda' instead")
+    if device.type not in ("cpu", "cuda"):
+        raise NegolensError(f"GRPO trains on the CPU or CUDA, not on {device}")
+    return device.type == "cpu"
+
+
 def _last_checkpoint(out: Path) -> Path | None:
     points = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return points[-1] if points else None
 
 
 def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None = None, model=None,
-             log: Callable[[str], None] | None = None, progress: bool = True) -> GRPOResult:
+             log: Callable[[str], None] | None = None, progress: bool = True, overwrite: bool = False,
+             device: str = "auto") -> GRPOResult:
     """The RLVR buyer: GRPO on the train split, then a paired before/after held-out evaluation.
 
     Trains against ``config.seller`` on the ``train`` split of ``config.source``
     (:func:`~negolens.agents.scenarios.split_scenarios`), then plays the starting and the final
     buyer greedily on ``config.eval_products`` scenarios of the ``test`` split and pairs them
-    per scenario (:func:`~negolens.training.heldout.paired_comparison`). A rerun resumes from
-    the last checkpoint and from the dialogues already played.
+    per scenario (:func:`~negolens.training.heldout.paired_comparison`). A rerun of the same run
+    (``out/run.json``) resumes from the last checkpoint and from the dialogues already played;
+    a finished run is not trained again, and a larger ``steps`` extends it. Each evaluation
+    folder records the buyer it played (a content fingerprint of the checkpoint), and is
+    played again when that buyer changed, so ``eval.json`` describes the current ``final/``.
 
     Parameters
     ----------
@@ -330,8 +320,16 @@ def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None 
         ``config.model`` already loaded; it is trained in place, or given adapters in place.
     log : callable, optional
         Receives one-line messages (the checkpoint, the comparison table).
+    device : str
+        Where ``config.model`` is loaded (when ``model`` is not given) and trained: ``"auto"``
+        (CUDA when available), ``"cpu"`` or ``"cuda"`` (TRL trains on the process's first GPU:
+        choose it with ``CUDA_VISIBLE_DEVICES``). The held-out evaluation plays there too.
     progress : bool
         Show progress bars.
+    overwrite : bool
+        Replace an earlier run in ``out`` instead of raising
+        :class:`~negolens.errors.NegolensError` when its settings differ (checked before the
+        model loads; see :func:`train_grpo`).
 
     Returns
     -------
@@ -348,19 +346,27 @@ def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None 
 
     say = log or (lambda _msg: None)
     out = Path(out)
+    refuse_file(out)
     train = split_scenarios(config.source, "train", data=data, seed=config.seed)
-    if model is None:
-        from negolens.hooked import load
+    if os.environ.get("RANK", "0") == "0":  # checked before the model loads; train_grpo finds it recorded
+        start_run(out, _identity(config, train), kind="grpo", owns=GRPO_OUTPUTS, overwrite=overwrite,
+                  models=model_refs(config.model), data=data_dir(data))
+    if not overwrite and _check_steps(out, config) == config.steps:
+        say(f"already trained: {out / 'final'} ({config.steps} steps, same settings); nothing to train")
+        final = out / "final"
+    else:
+        if model is None:
+            from negolens.hooked import load
 
-        model = load(config.model, attn_implementation="sdpa")  # no patterns needed
-    final = train_grpo(model, config, train, out, progress=progress)
+            model = load(config.model, attn_implementation="sdpa", device=device)  # no patterns needed
+        final = train_grpo(model, config, train, out, progress=progress, log=say)
     del model
     say(f"checkpoint: {final}")
     result = GRPOResult(final, read_steps(out))
     if not config.eval_products or os.environ.get("RANK", "0") != "0":  # evaluate once, on the main process
         return result
     held = split_scenarios(config.source, "test", config.eval_products, data=data, seed=config.seed)
-    kw = dict(max_turns=config.max_turns, seed=config.seed, progress=progress)
+    kw = dict(max_turns=config.max_turns, seed=config.seed, progress=progress, device=device)
     result.before = play(config.model, held, config.seller, out / "eval-start", **kw)
     result.after = play(final, held, config.seller, out / "eval-final", **kw)
     result.comparison = paired_comparison(result.before, result.after, seed=config.seed)

@@ -20,7 +20,8 @@ METRICS = ("reward", "deal", "overshoot", "bargained_ratio", "protocol_failure",
 
 
 def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = None, max_turns: int = 8,
-         batch_size: int = 16, seed: int = 0, models: dict | None = None, progress: bool = True) -> list[dict]:
+         batch_size: int = 16, seed: int = 0, models: dict | None = None, progress: bool = True,
+         replay_stale: bool = True, device: str = "auto") -> list[dict]:
     """Greedy negotiations of a model as the buyer, one per scenario.
 
     Parameters
@@ -33,13 +34,21 @@ def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = No
     seller : str
         The counterpart's agent spec.
     out : str or Path, optional
-        Folder for ``dialogues.jsonl``; a rerun resumes and returns the dialogues already there.
+        Folder for ``dialogues.jsonl`` and ``run.json`` (the buyer, with a content fingerprint
+        of a checkpoint folder, the seller, the settings and the scenarios); a rerun of the same
+        evaluation resumes and returns the dialogues already there.
     max_turns, batch_size, seed : int
         Runner settings (:class:`negolens.agents.runner.RunConfig`).
     models : dict, optional
         A cache of loaded models shared between calls.
     progress : bool
         Show a progress bar.
+    replay_stale : bool
+        When ``out`` holds the evaluation of another buyer (e.g. the checkpoint was retrained
+        since) or other settings, delete it and play again, so the records always describe
+        ``model_ref`` as it is now; ``False`` raises :class:`~negolens.errors.NegolensError` instead.
+    device : str
+        Where models named by ``model_ref`` and ``seller`` are loaded (``"auto"``: CUDA when available).
 
     Returns
     -------
@@ -54,13 +63,21 @@ def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = No
     (2, True)
     """
     from negolens.agents.factory import make_agent
-    from negolens.agents.runner import RunConfig, read_records, run_negotiations
+    from negolens.agents.runner import RUN_OUTPUTS, RunConfig, read_records, run_identity, run_negotiations
+    from negolens.runs import differences, owned_paths, read_run, refuse_file
 
+    refuse_file(out)
+    scenarios = list(scenarios)
     models = {} if models is None else models
-    buyer = make_agent(str(model_ref), "buyer", models=models)
-    counterpart = make_agent(seller, "seller", models=models)
+    buyer = make_agent(str(model_ref), "buyer", models=models, device=device)
+    counterpart = make_agent(seller, "seller", models=models, device=device)
     config = RunConfig(max_turns=max_turns, seed=seed, batch_size=batch_size)
-    records = run_negotiations(scenarios, buyer, counterpart, config, out=out, progress=progress)
+    stale = False
+    if out is not None and replay_stale:
+        old = read_run(out)
+        stale = (bool(owned_paths(out, RUN_OUTPUTS)) if old is None else
+                 old.kind != "negotiate" or bool(differences(old.config, run_identity(scenarios, buyer, counterpart, config))))
+    records = run_negotiations(scenarios, buyer, counterpart, config, out=out, progress=progress, overwrite=stale)
     if out is not None:
         ids = {f"{i:05d}-{s.id}" for i, s in enumerate(scenarios)}
         records = read_records(Path(out) / "dialogues.jsonl", ids=ids)

@@ -19,11 +19,14 @@ by the unconstrained policy, which also rewards keeping the format.
 
 from __future__ import annotations
 
+import traceback
+
 from negolens.agents.prompts import system_prompt, view_messages
 from negolens.agents.protocol import Act, TurnRecord, format_action
 from negolens.chat import tokens_overlapping
+from negolens.errors import NegolensError
 
-__all__ = ["buyer_sequence", "step_stats"]
+__all__ = ["buyer_sequence", "step_stats", "agent_errors", "check_agent_errors", "ErrorWitness"]
 
 
 def _generated_text(turn: dict) -> str:
@@ -89,4 +92,112 @@ def step_stats(records: list[dict]) -> dict[str, float]:
         "first_offer_budget_ratio": mean(firsts),
         "length": mean([x["length"] for x in m]),
         "protocol_failure_rate": mean([x["protocol_failure"] for x in m]),
+        "agent_error_rate": len(agent_errors(records)) / len(records) if records else float("nan"),
     }
+
+
+def agent_errors(records: list[dict]) -> list[str]:
+    """The ``agent_error: …`` message of every dialogue that ended in one, in record order.
+
+    An agent error is an exception inside an agent (the runner records it as a protocol
+    failure of every dialogue in the batch); a model that merely breaks the protocol is not one.
+
+    Examples
+    --------
+    >>> ok = {"turns": [{"failure": None}]}
+    >>> bad = {"turns": [{"failure": "agent_error: RuntimeError: boom"}]}
+    >>> agent_errors([ok, bad, ok])
+    ['agent_error: RuntimeError: boom']
+    """
+    out = []
+    for rec in records:
+        failure = next((t.get("failure") for t in rec["turns"] if str(t.get("failure") or "").startswith("agent_error")),
+                       None)
+        if failure is not None:
+            out.append(failure)
+    return out
+
+
+def check_agent_errors(records: list[dict], max_share: float, step: int, first_traceback: str | None = None) -> None:
+    """Stop a GRPO run whose rollouts failed: raise when every rollout of the step, or more than
+    ``max_share`` of them, ended in an agent error.
+
+    Such a step has reward −1 everywhere and zero advantages: training on it changes nothing
+    and says nothing (e.g. a sampler on the CPU while the policy runs on CUDA).
+
+    Parameters
+    ----------
+    records : list of dict
+        The step's dialogue records.
+    max_share : float
+        The largest tolerated share of agent errors (``GRPORunConfig.max_failure_share``).
+    step : int
+        The step number (for the message).
+    first_traceback : str, optional
+        The traceback of the first exception (:class:`ErrorWitness`); default the recorded message.
+
+    Raises
+    ------
+    NegolensError
+        With the first error's traceback text.
+
+    Examples
+    --------
+    >>> bad = {"turns": [{"failure": "agent_error: RuntimeError: boom"}]}
+    >>> check_agent_errors([bad], 0.5, step=1)
+    Traceback (most recent call last):
+    ...
+    negolens.errors.NegolensError: GRPO step 1: 1/1 rollouts ended in an agent error ...
+    """
+    errors = agent_errors(records)
+    if not records or not errors:
+        return
+    share = len(errors) / len(records)
+    if share < 1.0 and share <= max_share:
+        return
+    why = "all of them" if share >= 1.0 else f"more than max_failure_share={max_share:g}"
+    raise NegolensError(
+        f"GRPO step {step}: {len(errors)}/{len(records)} rollouts ended in an agent error ({why}): every such "
+        f"reward is -1 and the policy learns nothing, so the run stops. Fix the error below"
+        f"{'' if share >= 1.0 else ' (or raise --max-failure-share)'}. First error:\n{first_traceback or errors[0]}")
+
+
+class ErrorWitness:
+    """An agent wrapper that keeps the traceback of the first exception its agent raises.
+
+    The runner turns an agent's exception into ``agent_error`` failures (and carries on); the
+    witness re-raises it unchanged but remembers its full traceback for the error message of
+    :func:`check_agent_errors`. Every other attribute is the wrapped agent's.
+
+    Parameters
+    ----------
+    agent
+        An agent with ``act`` and/or ``act_batch``.
+
+    Examples
+    --------
+    >>> from negolens.agents.rule_agent import RuleAgent
+    >>> ErrorWitness(RuleAgent("seller")).config()["kind"]
+    'rule'
+    """
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.first: str | None = None
+        if hasattr(agent, "act_batch"):
+            self.act_batch = lambda negs, seeds: self._call(agent.act_batch, negs, seeds)
+        if hasattr(agent, "act"):
+            self.act = lambda neg: self._call(agent.act, neg)
+
+    def __getattr__(self, name):
+        if name == "agent":  # not set yet (copy/unpickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.agent, name)
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except Exception:
+            if self.first is None:
+                self.first = traceback.format_exc()
+            raise

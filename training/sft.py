@@ -11,7 +11,7 @@ directory (merged on load) or a full HF directory.
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
 import math
 import random
@@ -25,11 +25,14 @@ from tqdm.auto import tqdm
 
 from negolens.config import option, to_dict
 from negolens.errors import NegolensError
+from negolens.paths import data_dir
+from negolens.runs import model_fingerprint, model_refs, start_run
 from negolens.training.data import IGNORE, Example, build_examples
+from negolens.training.devices import autocast, check_device, load_4bit, model_device, to_device
 from negolens.zoo import DEFAULT_MODEL
 
 __all__ = ["LORA_TARGETS", "ROLES", "SFTConfig", "SFTResult", "run_sft", "train_sft", "target_loss", "eval_loss",
-           "autocast"]
+           "autocast", "check_device"]
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ROLES = ("buyer", "seller", "generalist")
@@ -146,22 +149,19 @@ def target_loss(hf, ids, labels, mask) -> torch.Tensor:
     -------
     torch.Tensor
         A scalar, equal to the loss of the full logits with ``ignore_index=IGNORE``.
+
+    Raises
+    ------
+    NegolensError
+        When the batch is not on the model's device (:func:`check_device`).
     """
+    check_device(hf, ids, labels, mask)
     base = hf.get_base_model() if hasattr(hf, "get_base_model") else hf
     hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, T, D]
     pred_at = labels[:, 1:] != IGNORE  # position t predicts token t+1
     h = hidden[:, :-1][pred_at]  # [N, D]
     logits = base.get_output_embeddings()(h).float()
     return torch.nn.functional.cross_entropy(logits, labels[:, 1:][pred_at])
-
-
-def autocast(dtype: str):
-    """A bfloat16 autocast context for matmuls (``"bfloat16"``) or a no-op (``"float32"``)."""
-    if dtype == "float32":
-        return contextlib.nullcontext()
-    if dtype != "bfloat16":
-        raise NegolensError(f"dtype must be float32 or bfloat16, not {dtype!r}")
-    return torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
 
 
 def _prepare(model, cfg: SFTConfig):
@@ -171,12 +171,8 @@ def _prepare(model, cfg: SFTConfig):
         return hf
     from peft import LoraConfig, get_peft_model
 
-    if cfg.mode == "qlora":  # pragma: no cover - CUDA only
-        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-
-        hf = AutoModelForCausalLM.from_pretrained(
-            str(model.path), quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4"),
-            device_map={"": 0})
+    if cfg.mode == "qlora":
+        hf = load_4bit(model, cfg).train()
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM")
     return get_peft_model(hf, lora)
 
@@ -186,9 +182,10 @@ def eval_loss(hf, examples: list[Example], pad_id: int, batch_size: int = 8) -> 
     """Mean target-token loss over ``examples`` (the model is left in training mode)."""
     hf.eval()
     total, n = 0.0, 0
+    device = model_device(hf)
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
-        ids, labels, mask = _collate(chunk, pad_id)
+        ids, labels, mask = to_device(_collate(chunk, pad_id), device)
         count = int((labels[:, 1:] != IGNORE).sum())
         total += float(target_loss(hf, ids, labels, mask)) * count
         n += count
@@ -196,8 +193,33 @@ def eval_loss(hf, examples: list[Example], pad_id: int, batch_size: int = 8) -> 
     return total / max(n, 1)
 
 
+MANIFEST = "negolens_manifest.json"
+SFT_OUTPUTS = ("adapter_config.json", "adapter_model.safetensors", "README.md", "config.json", "generation_config.json",
+               "model.safetensors", "model-*.safetensors", "model.safetensors.index.json", "tokenizer*",
+               "special_tokens_map.json", "vocab.json", "merges.txt", "chat_template.jinja", "added_tokens.json",
+               MANIFEST)  # what a checkpoint folder holds (deleted by overwrite=True, nothing else)
+
+
+def _identity(cfg: SFTConfig, **extra) -> dict:
+    """What makes two SFT runs the same: the config, the base's content (a local folder) and the data."""
+    return {**to_dict(cfg), "model_content": model_fingerprint(cfg.model), **extra}
+
+
+def _digest(examples: list[Example]) -> str:
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(json.dumps([e.input_ids, e.labels]).encode())
+    return h.hexdigest()
+
+
+def _trained(out: str | Path, resuming: bool) -> dict | None:
+    """The manifest of a finished checkpoint in ``out`` that belongs to this run, else ``None``."""
+    path = Path(out) / MANIFEST
+    return json.loads(path.read_text()) if resuming and path.is_file() else None
+
+
 def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Example], out: str | Path,
-              progress: bool = True, notes: dict | None = None) -> Path:
+              progress: bool = True, notes: dict | None = None, overwrite: bool = False) -> Path:
     """Train on examples, with the held-out loss every ``cfg.eval_every`` steps; save to ``out``.
 
     Parameters
@@ -215,6 +237,10 @@ def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Exampl
         Show a progress bar.
     notes : dict, optional
         Extra manifest entries (e.g. where the examples came from).
+    overwrite : bool
+        Replace an earlier run in ``out``. Without it, ``out`` holding a checkpoint of the same
+        run (same config, base and examples: ``run.json``) returns at once without training,
+        and ``out`` holding another run raises :class:`~negolens.errors.NegolensError`.
 
     Returns
     -------
@@ -225,14 +251,10 @@ def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Exampl
     --------
     >>> import negolens, tempfile
     >>> from negolens.testing import tiny_model_dir
-    >>> from negolens.agents.scenarios import load_scenarios
-    >>> from negolens.agents.transcripts import Transcript, Utterance
-    >>> base = tiny_model_dir(tempfile.mkdtemp())
+    >>> from negolens.agents import example_transcripts
+    >>> base = tiny_model_dir(tempfile.mkdtemp())  # its own model: training changes the weights
     >>> model = negolens.load(base)
-    >>> turns = [Utterance("buyer", "Would you take $200?"), Utterance("seller", "I can do $240."),
-    ...          Utterance("buyer", "Deal at $240.")]
-    >>> chats = [Transcript(f"t{i}", s, turns) for i, s in enumerate(load_scenarios("builtin", 4))]
-    >>> examples = build_examples(model, chats, "buyer")
+    >>> examples = build_examples(model, example_transcripts(4), "buyer")
     >>> cfg = SFTConfig(model=str(base), steps=3, batch_size=2, eval_every=3)
     >>> out = train_sft(model, cfg, examples, examples[:2], tempfile.mkdtemp(), progress=False)
     >>> negolens.load(out).name == str(out)
@@ -240,9 +262,20 @@ def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Exampl
     """
     if not train:
         raise NegolensError("no training examples (all longer than max_tokens?)")
+    ident = _identity(cfg, train_examples=_digest(train), eval_examples=_digest(eval_set))
+    resuming = start_run(out, ident, kind="sft", owns=SFT_OUTPUTS, overwrite=overwrite, models=model_refs(cfg.model))
+    if _trained(out, resuming) is not None:
+        return Path(out)  # already trained with these settings
+    return _fit(model, cfg, train, eval_set, out, progress, notes)
+
+
+def _fit(model, cfg: SFTConfig, train: list[Example], eval_set: list[Example], out, progress: bool,
+         notes: dict | None) -> Path:
+    """The training loop of :func:`train_sft` (no output-folder checks)."""
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     hf = _prepare(model, cfg)
+    device = model_device(hf)  # batches follow the model (a QLoRA base may sit on another device)
     params = [p for p in hf.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
@@ -252,8 +285,8 @@ def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Exampl
         if len(order) < cfg.batch_size:
             order += rng.sample(range(len(train)), len(train))
         batch = [train[order.pop()] for _ in range(cfg.batch_size)]
-        ids, labels, mask = _collate(batch, model.pad_id)
-        with autocast(cfg.dtype):
+        ids, labels, mask = to_device(_collate(batch, model.pad_id), device)
+        with autocast(cfg.dtype, device):
             loss = target_loss(hf, ids, labels, mask)
         opt.zero_grad()
         loss.backward()
@@ -287,7 +320,8 @@ def _save(model, hf, cfg: SFTConfig, out, curve, stats) -> Path:
 
 
 def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = None, model=None,
-            log: Callable[[str], None] | None = None, progress: bool = True) -> SFTResult:
+            log: Callable[[str], None] | None = None, progress: bool = True, overwrite: bool = False,
+            device: str = "auto") -> SFTResult:
     """Fine-tune a role specialist on Craigslist Bargains: load, build examples, train, save.
 
     Training dialogues are Craigslist ``test.jsonl`` (the first ``config.train_dialogues``);
@@ -308,8 +342,17 @@ def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = Non
         place, so do not reuse it as the untuned base afterwards.
     log : callable, optional
         Receives one-line progress messages (example counts, each held-out loss, the checkpoint).
+    device : str
+        Where ``config.model`` is loaded and trained when ``model`` is not given: ``"auto"``
+        (CUDA when available), ``"cpu"``, ``"cuda:1"`` … (see :func:`negolens.load`). ``qlora``
+        puts its 4-bit base on this CUDA device.
     progress : bool
         Show a progress bar.
+    overwrite : bool
+        Replace an earlier run in ``out``. Without it, a finished checkpoint of the same run
+        (``run.json``: same config and base) is returned without loading or training
+        (``log`` gets ``already trained: …``), and ``out`` holding another run — or being a
+        file — raises :class:`~negolens.errors.NegolensError` before any work.
 
     Returns
     -------
@@ -326,17 +369,25 @@ def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = Non
     from negolens.agents.transcripts import load_transcripts
 
     say = log or (lambda _msg: None)
+    resuming = start_run(out, _identity(config), kind="sft", owns=SFT_OUTPUTS, overwrite=overwrite,
+                         models=model_refs(config.model), data=data_dir(data))
+    done = _trained(out, resuming)
+    if done is not None:
+        say(f"already trained: {out} holds this run's checkpoint (same settings); --overwrite retrains")
+        return SFTResult(Path(out), done)
     if model is None:
         from negolens.hooked import load
 
-        model = load(config.model)
+        model = load(config.model, device=device)
     train = build_examples(model, load_transcripts("craigslist-test", config.train_dialogues, data), config.role,
                            config.max_tokens)
     held = _first_examples(model, load_transcripts("craigslist-dev", None, data) if config.eval_examples else [],
                            config.role, config.max_tokens, config.eval_examples)
     say(f"{len(train)} training examples, {len(held)} held-out examples ({config.role}, {config.mode})")
     notes = {"data": "craigslist_bargains/test.jsonl (train), validation_dev.jsonl (eval)"}
-    path = train_sft(model, config, train, held, out, progress=progress, notes=notes)
+    if not train:
+        raise NegolensError("no training examples (all longer than max_tokens?)")
+    path = _fit(model, config, train, held, out, progress, notes)
     manifest = json.loads((path / "negolens_manifest.json").read_text())
     for point in manifest["eval_curve"]:
         say(f"step {point['step']:>4}: held-out loss {point['eval_loss']:.3f}")

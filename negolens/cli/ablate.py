@@ -9,31 +9,43 @@ import typer
 
 from negolens.analysis import AblationConfig
 from negolens.cli import app
-from negolens.cli.options import DATA, MODEL, TRANSCRIPTS, Extra, out_dir, verb
+from negolens.cli.options import DATA, DEVICE, FORMAT, MODEL, OVERWRITE, STRICT, TRANSCRIPTS, Extra, out_dir, verb
 from negolens.errors import NegolensError
 
 
-@verb(app, AblationConfig, model=MODEL, transcripts=TRANSCRIPTS,
+@verb(app, AblationConfig, model=MODEL, transcripts=TRANSCRIPTS, format=FORMAT, strict=STRICT,
       attention=Extra(Optional[Path], None, "attention_heads.csv from `negolens attention` to link heads"),
       steer=Extra(Optional[Path], None, "a saved probe folder (negolens probe …/probes/LABEL) to steer along"),
-      out=out_dir("results/ablation"), data=DATA)
-def ablate(cfg: AblationConfig, model: str, transcripts: str, attention: Path | None, steer: Path | None, out: Path,
-           data: Path | None) -> None:
+      out=out_dir("results/ablation"), data=DATA, overwrite=OVERWRITE, device=DEVICE)
+def ablate(cfg: AblationConfig, model: str, transcripts: str, format: str, strict: bool, attention: Path | None, steer: Path | None, out: Path,
+           data: Path | None, overwrite: bool, device: str) -> None:
     """Ablate every head at decision points; heatmap, top heads (with their attention profile),
-    whole negotiations re-run with the top heads ablated vs random heads, steering along a probe."""
+    whole negotiations re-run with the top heads ablated vs random heads, steering along a probe.
+    OUT/run.json records the settings; other settings into the same --out are refused (see --overwrite)."""
     import pandas as pd
 
     import negolens
     from negolens.agents import load_transcripts
     from negolens.analysis import run_ablation
+    from negolens.config import to_dict
+    from negolens.runs import fingerprint, model_refs, refuse_file, start_run
 
     if attention is not None and not attention.is_file():
         raise NegolensError(f"--attention {attention}: no such file (pass attention_heads.csv from `negolens attention`)")
     if steer is not None and not (steer / "direction.npy").is_file():
         raise NegolensError(f"--steer {steer}: not a saved probe folder (expected {steer}/direction.npy; "
                             "run `negolens probe` and pass OUT/probes/LABEL)")
+    refuse_file(out)
+    models = model_refs(model)
+    start_run(out, {**to_dict(cfg), "model": model, "model_content": models.get(model), "transcripts": transcripts,
+                    "format": format, "strict": strict, "attention": None if attention is None else str(attention),
+                    "attention_content": fingerprint(attention), "steer": None if steer is None else str(steer),
+                    "steer_content": fingerprint(steer)},
+              kind="ablate", overwrite=overwrite, models=models, data=data,
+              owns=("ablation_*.csv", "ablation_*.png", "ablation_*.pdf", "ablation_*.svg", "top_heads.csv",
+                    "rerun.csv", "steering.csv"))
     att = pd.read_csv(attention) if attention is not None else None
-    result = run_ablation(negolens.load(model), load_transcripts(transcripts, None, data), cfg,
+    result = run_ablation(negolens.load(model, device=device), load_transcripts(transcripts, None, data, format=format, strict=strict), cfg,
                           attention=att, steer_probe=steer)
     save_ablation(result, cfg, out)
     fmt = {"index": False, "float_format": lambda v: f"{v:.3g}"}

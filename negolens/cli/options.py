@@ -27,7 +27,7 @@ import typer
 
 from negolens.zoo import DEFAULT_MODEL
 
-__all__ = ["verb", "config_fields", "Extra", "MODEL", "DATA", "TRANSCRIPTS", "N_TRANSCRIPTS", "out_dir"]
+__all__ = ["verb", "config_fields", "Extra", "MODEL", "DATA", "TRANSCRIPTS", "N_TRANSCRIPTS", "FORMAT", "STRICT", "OVERWRITE", "DEVICE", "out_dir"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +42,15 @@ class Extra:
 
 MODEL = Extra(str, DEFAULT_MODEL, "zoo name, model directory, PEFT adapter directory or hub id")
 DATA = Extra(Optional[Path], None, "data directory (default $NEGOLENS_DATA or ../shared/data)")
-TRANSCRIPTS = Extra(str, "craigslist-dev", "craigslist-dev | craigslist-test | a dialogues.jsonl")
+TRANSCRIPTS = Extra(str, "craigslist-dev", "craigslist-dev | craigslist-test | a transcript file (open format, "
+                                           "dialogues.jsonl, AgreeMate CSV, chat log) or a folder of them")
 N_TRANSCRIPTS = Extra(Optional[int], None, "first N transcripts (default all)")
+DEVICE = Extra(str, "auto", "where models run: auto (CUDA when available, else CPU; $NEGOLENS_DEVICE overrides) "
+                            "| cpu | cuda | cuda:N")
+FORMAT = Extra(str, "auto", "transcript format: auto | open | runner | craigslist | agreemate | chat")
+STRICT = Extra(bool, False, "any unreadable transcript row is an error (default: skipped, counted and reported)")
+OVERWRITE = Extra(bool, False, "start afresh: delete what an earlier run wrote in --out, whatever its settings "
+                               "(without it, the same settings resume and other settings are refused)")
 
 
 def out_dir(default: str) -> Extra:

@@ -7,25 +7,37 @@ from pathlib import Path
 import typer
 
 from negolens.cli import app
-from negolens.cli.options import DATA, MODEL, N_TRANSCRIPTS, TRANSCRIPTS, Extra, out_dir, verb
+from negolens.cli.options import (DATA, DEVICE, FORMAT, MODEL, N_TRANSCRIPTS, OVERWRITE, STRICT, TRANSCRIPTS, Extra,
+                                  out_dir, verb)
 from negolens.errors import NegolensError
 from negolens.probes import AttentionConfig, ProbeConfig
 
 ROLE = Extra(str, "buyer", "whose view to render: buyer | seller")
 
 
-@verb(app, AttentionConfig, model=MODEL, transcripts=TRANSCRIPTS, role=ROLE, n=N_TRANSCRIPTS,
-      show=Extra(str, "0:1.3", "circuitsvis view DIALOGUE:LAYER.HEAD"), out=out_dir("results/attention"), data=DATA)
-def attention(cfg: AttentionConfig, model: str, transcripts: str, role: str, n: int | None, show: str, out: Path,
-              data: Path | None) -> None:
-    """Per-head attention on verbs and prices vs matched controls: table, heatmaps, circuitsvis HTML."""
+@verb(app, AttentionConfig, model=MODEL, transcripts=TRANSCRIPTS, format=FORMAT, strict=STRICT, role=ROLE, n=N_TRANSCRIPTS,
+      show=Extra(str, "0:1.3", "circuitsvis view DIALOGUE:LAYER.HEAD"), out=out_dir("results/attention"), data=DATA,
+      overwrite=OVERWRITE, device=DEVICE)
+def attention(cfg: AttentionConfig, model: str, transcripts: str, format: str, strict: bool, role: str, n: int | None, show: str, out: Path,
+              data: Path | None, overwrite: bool, device: str) -> None:
+    """Per-head attention on verbs and prices vs matched controls: table, heatmaps, circuitsvis HTML.
+    OUT/run.json records the settings; other settings into the same --out are refused (see --overwrite)."""
     import negolens
     from negolens.agents import load_transcripts
+    from negolens.config import to_dict
     from negolens.probes import claim, record_attention
+    from negolens.runs import model_refs, start_run
 
     dialogue, layer, head = parse_show(show)
-    nm = negolens.load(model)
-    items = load_transcripts(transcripts, n, data)
+    models = model_refs(model)
+    start_run(out, {**to_dict(cfg), "model": model, "model_content": models.get(model), "transcripts": transcripts,
+                    "format": format, "strict": strict, "role": role, "n": n, "show": show},
+              kind="attention", overwrite=overwrite, models=models, data=data,
+              owns=("attention_heads.csv", "attention_*.png", "attention_*.pdf", "attention_*.svg",
+                    "attention_d*_L*H*.html"))
+    nm = negolens.load(model, device=device)
+    items = load_transcripts(transcripts, n, data, format=format, strict=strict)
+    check_show(nm, items, (dialogue, layer, head))  # before the (long) recording, not after
     table = record_attention(nm, items, view=role, config=cfg)
     save_attention(nm, items, table, cfg, role, out, (dialogue, layer, head))
     cols = ["score", "layer", "head", "tagged", "control", "effect", "ci_low", "ci_high", "p", "q"]
@@ -47,15 +59,21 @@ def parse_show(show: str) -> tuple[int, int, int]:
         raise NegolensError(f"--show {show!r}: expected DIALOGUE:LAYER.HEAD, e.g. 0:1.3") from None
 
 
+def check_show(model, items, show: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``show`` if that dialogue and head exist, else a clear error naming the valid ranges."""
+    dialogue, layer, head = show
+    if not (0 <= dialogue < len(items) and 0 <= layer < model.shape.n_layers and 0 <= head < model.shape.n_heads):
+        raise NegolensError(f"--show {dialogue}:{layer}.{head} is out of range: {len(items)} dialogues, "
+                            f"{model.shape.n_layers} layers × {model.shape.n_heads} heads")
+    return show
+
+
 def save_attention(model, items, table, cfg: AttentionConfig, role: str, out: Path, show) -> None:
     """Write the head table, the heatmaps and one circuitsvis view (used by the verb and the study)."""
     from negolens.figures.heads import score_heatmaps
     from negolens.probes import attention_html
 
-    dialogue, layer, head = show
-    if not (0 <= dialogue < len(items) and 0 <= layer < model.shape.n_layers and 0 <= head < model.shape.n_heads):
-        raise NegolensError(f"--show {dialogue}:{layer}.{head} is out of range: {len(items)} dialogues, "
-                            f"{model.shape.n_layers} layers × {model.shape.n_heads} heads")
+    dialogue, layer, head = check_show(model, items, show)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "attention_heads.csv", index=False)
     score_heatmaps(table, out)
@@ -63,18 +81,26 @@ def save_attention(model, items, table, cfg: AttentionConfig, role: str, out: Pa
                    max_tokens=cfg.max_tokens)
 
 
-@verb(app, ProbeConfig, model=MODEL, transcripts=TRANSCRIPTS, role=ROLE, n=N_TRANSCRIPTS,
-      out=out_dir("results/probes"), data=DATA)
-def probe(cfg: ProbeConfig, model: str, transcripts: str, role: str, n: int | None, out: Path,
-          data: Path | None) -> None:
+@verb(app, ProbeConfig, model=MODEL, transcripts=TRANSCRIPTS, format=FORMAT, strict=STRICT, role=ROLE, n=N_TRANSCRIPTS,
+      out=out_dir("results/probes"), data=DATA, overwrite=OVERWRITE, device=DEVICE)
+def probe(cfg: ProbeConfig, model: str, transcripts: str, format: str, strict: bool, role: str, n: int | None, out: Path,
+          data: Path | None, overwrite: bool, device: str) -> None:
     """Linear probes for negotiation state, per layer, with baselines, control tasks and CIs
-    (activations are cached in OUT/activations and reused when the inputs match)."""
+    (activations are cached in OUT/activations and reused when the inputs match). OUT/run.json
+    records the settings; other settings into the same --out are refused (see --overwrite)."""
     import negolens
     from negolens.agents import load_transcripts
+    from negolens.config import to_dict
     from negolens.probes import fit_probes
+    from negolens.runs import model_refs, start_run
 
-    items = load_transcripts(transcripts, n, data)
-    result = fit_probes(negolens.load(model), items, view=role, config=cfg, cache=out / "activations",
+    models = model_refs(model)
+    start_run(out, {**to_dict(cfg), "model": model, "model_content": models.get(model), "transcripts": transcripts,
+                    "format": format, "strict": strict, "role": role, "n": n},
+              kind="probe", overwrite=overwrite, models=models, data=data,
+              owns=("probes", "probe_curves.csv", "probe_curves.png", "probe_curves.pdf", "probe_curves.svg"))
+    items = load_transcripts(transcripts, n, data, format=format, strict=strict)
+    result = fit_probes(negolens.load(model, device=device), items, view=role, config=cfg, cache=out / "activations",
                         model_name=model, log=lambda m: typer.echo(m, err=True))
     save_probes(result, out)
     for line in result.summary():

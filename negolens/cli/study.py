@@ -24,61 +24,17 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from negolens.agents.runner import RunConfig
-from negolens.analysis import AblationConfig
 from negolens.cli import app
-from negolens.cli.options import Extra, verb, with_preset
-from negolens.config import option, to_dict
-from negolens.probes import AttentionConfig, ProbeConfig
-from negolens.training import GRPORunConfig, SFTConfig
-from negolens.zoo import DEFAULT_MODEL
+from negolens.cli.options import Extra, verb
+from negolens.cli.study_config import PRESETS, StudyConfig, apply_preset  # noqa: F401  (public here too)
+from negolens.config import to_dict
 
 STAGES = ("sft-buyer", "sft-seller", "negotiate", "attention", "probes", "ablation", "grpo", "figures", "report")
-
-
-@dataclass
-class StudyConfig:
-    """Everything a study run does; the nested configs are the components' own."""
-
-    model: str = option(DEFAULT_MODEL, "zoo name or model directory studied")
-    seed: int = option(0, "seed of every stage")
-    data: str | None = option(None, "data directory (default $NEGOLENS_DATA or ../shared/data)")
-    quick: bool = option(False, "built by the quick preset (recorded in the manifest)", cli=False)
-    scenarios: int = option(12, "held-out Craigslist scenarios per negotiation condition")
-    personalities: tuple[str, ...] = option(("aggressive", "fair", "passive"), "personalities paired SFT vs SFT")
-    attention_dialogues: int = option(96, "Craigslist dev dialogues for the attention stage")
-    probe_dialogues: int = option(160, "Craigslist dev dialogues for the probe stage")
-    sft: SFTConfig = field(default_factory=lambda: SFTConfig(steps=30, eval_examples=32, dtype="bfloat16"))
-    negotiation: RunConfig = field(default_factory=lambda: RunConfig(max_turns=8))
-    attention: AttentionConfig = field(default_factory=AttentionConfig)
-    probes: ProbeConfig = field(default_factory=ProbeConfig)
-    ablation: AblationConfig = field(default_factory=lambda: AblationConfig(
-        metric="offer", kind="zero", n=8, max_tokens=384, offer_heads="top", top=5, rerun_n=12))
-    grpo: GRPORunConfig = field(default_factory=lambda: GRPORunConfig(
-        steps=8, products_per_step=2, group_size=4, eval_products=16, max_turns=8, save_every=4))
-
-    def __post_init__(self) -> None:
-        for part in (self.sft, self.negotiation, self.attention, self.probes, self.ablation, self.grpo):
-            if hasattr(part, "seed"):
-                part.seed = self.seed
-
-    @classmethod
-    def quick_preset(cls, **kw) -> "StudyConfig":
-        """Every stage at tiny scale, composed from the components' ``quick`` presets."""
-        base = cls()
-        return cls(quick=True, scenarios=2, attention_dialogues=12, probe_dialogues=24,
-                   sft=SFTConfig.quick(steps=4, dtype=base.sft.dtype),
-                   negotiation=RunConfig(max_turns=4),
-                   attention=AttentionConfig.quick(), probes=ProbeConfig.quick(),
-                   ablation=AblationConfig.quick(metric="offer", top=base.ablation.top),
-                   grpo=GRPORunConfig.quick(steps=2, products_per_step=1, group_size=2, eval_products=3, max_turns=4),
-                   **kw)
 
 
 class Study:
@@ -93,11 +49,41 @@ class Study:
         """Whether ``stage`` finished in an earlier run."""
         return (self.dir / stage / ".done.json").is_file()
 
-    def run(self, stages=STAGES) -> Path:
-        """Run every stage not done yet; returns the run folder."""
+    def check(self, overwrite: bool = False) -> None:
+        """Refuse to resume a run folder whose manifest records another config (``overwrite``: clear it).
+
+        The folder's ``manifest.json`` is written before the first stage and records the
+        config that produced its stages; a different config raises
+        :class:`~negolens.errors.NegolensError` naming the differing fields. With ``overwrite``,
+        the stages, the manifest and the report are deleted (nothing else in the folder).
+        """
+        from negolens.errors import NegolensError
+        from negolens.runs import clear_run, describe, differences
+
+        manifest = self._manifest()
+        owned = [*STAGES, "manifest.json", "report.html"]
+        if overwrite:
+            clear_run(self.dir, owned)
+            return
+        if not manifest and not any(self.done(s) for s in STAGES):
+            return
+        diffs = differences(manifest.get("config", {}), to_dict(self.cfg))
+        if diffs:
+            was, now = describe(diffs)
+            raise NegolensError(f"study run {self.dir} was made with {was}; this run has {now}: pass another --run-id "
+                                "for a new run, or --overwrite to delete this one and start again")
+
+    def run(self, stages=STAGES, overwrite: bool = False) -> Path:
+        """Run every stage not done yet; returns the run folder.
+
+        A folder holding a run with another config is refused (see :meth:`check`); its
+        manifest is never rewritten with a config that did not produce its stages.
+        """
         from tqdm.auto import tqdm
 
+        self.check(overwrite)
         timings = self._manifest().get("timings_s", {})
+        self._write_manifest(timings)  # before any stage: the folder says which config it holds
         for stage in tqdm(stages, desc="study"):
             if self.done(stage):
                 self.log(f"[{stage}] done already — skipped")
@@ -150,7 +136,7 @@ class Study:
         from negolens.training import run_sft
 
         sft = replace(self.cfg.sft, model=self.cfg.model, role=role, eval_every=max(self.cfg.sft.steps // 2, 1))
-        run_sft(sft, out / "checkpoint", data=self.data, log=self.log)
+        run_sft(sft, out / "checkpoint", data=self.data, log=self.log, device=self.cfg.device)
 
     def stage_sft_buyer(self, out: Path) -> None:
         """LoRA buyer specialist."""
@@ -188,7 +174,7 @@ class Study:
         for cond in self.conditions():
             folder = out / cond["name"].replace(":", "_")
             recs = negotiate(cond["buyer"], cond["seller"], items, c.negotiation, out=folder, models=models,
-                             progress=False)
+                             progress=False, device=c.device)
             table = summarize(recs, seed=c.seed)
             for key in ("name", "group", "buyer_label", "seller_label"):
                 table.insert(0, key, cond[key])
@@ -205,7 +191,7 @@ class Study:
         from negolens.probes import record_attention
 
         c = self.cfg
-        model = negolens.load(self.sft_buyer)
+        model = negolens.load(self.sft_buyer, device=c.device)
         items = load_transcripts("craigslist-dev", c.attention_dialogues, self.data)
         table = record_attention(model, items, view="buyer", config=c.attention)
         save_attention(model, items, table, c.attention, "buyer", out, (0, 1, 0) if c.quick else (0, 23, 0))
@@ -219,7 +205,7 @@ class Study:
 
         c = self.cfg
         items = load_transcripts("craigslist-dev", c.probe_dialogues, self.data)
-        result = fit_probes(negolens.load(self.sft_buyer), items, view="buyer", config=c.probes,
+        result = fit_probes(negolens.load(self.sft_buyer, device=c.device), items, view="buyer", config=c.probes,
                             cache=out / "activations", model_name=self.sft_buyer, log=self.log)
         save_probes(result, out)
 
@@ -243,7 +229,7 @@ class Study:
             label = "agree" if "agree" in classes else None
         cfg = replace(c.ablation, steer_label=label)
         attention = self.dir / "attention" / "attention_heads.csv"
-        result = run_ablation(negolens.load(self.sft_buyer), load_transcripts("craigslist-dev", None, self.data), cfg,
+        result = run_ablation(negolens.load(self.sft_buyer, device=c.device), load_transcripts("craigslist-dev", None, self.data), cfg,
                               attention=pd.read_csv(attention) if attention.is_file() else None,
                               steer_probe=steer if label else None)
         save_ablation(result, cfg, out)
@@ -259,12 +245,13 @@ class Study:
 
         c = self.cfg
         grpo = replace(c.grpo, model=self.sft_buyer)
-        result = run_grpo(grpo, out, data=self.data, log=self.log)
+        result = run_grpo(grpo, out, data=self.data, log=self.log, device=c.device)
         held = split_scenarios(grpo.source, "test", c.grpo.eval_products, data=self.data, seed=c.seed)
         rows = []
         for label, folder in (("untuned", "eval-untuned"), ("SFT", "eval-start"), ("GRPO", "eval-final")):
             ref = {"untuned": c.model, "SFT": self.sft_buyer, "GRPO": result.final}[label]
-            recs = play(ref, held, "rule", out / folder, max_turns=grpo.max_turns, seed=c.seed, progress=False)
+            recs = play(ref, held, "rule", out / folder, max_turns=grpo.max_turns, seed=c.seed, progress=False,
+                        device=c.device)
             t = summarize(recs, ["reward", "deal", "overshoot", "bargained_ratio", "protocol_failure"], seed=c.seed)
             t.insert(0, "model", label)
             rows.append(t)
@@ -284,25 +271,38 @@ class Study:
         out.mkdir(parents=True, exist_ok=True)
 
 
-def run_study(cfg: StudyConfig, out: Path, run_id: str | None = None, log=print) -> Path:
-    """Run (or resume) a study; ``run_id`` names ``out/<run_id>`` (default: config + date)."""
-    tag = "quick" if cfg.quick else "full"
+def run_study(cfg: StudyConfig, out: Path, run_id: str | None = None, log=print, overwrite: bool = False) -> Path:
+    """Run (or resume) a study; ``run_id`` names ``out/<run_id>`` (default: config + date).
+
+    Resuming needs the same config as the run folder's manifest; otherwise a
+    :class:`~negolens.errors.NegolensError` names the differing fields (``overwrite`` deletes the
+    old run's stages and starts again)."""
+    from negolens.runs import refuse_file
+
+    tag = "quick" if cfg.quick else ("gpu" if cfg.preset == "gpu" else "full")
     run_id = run_id or f"{time.strftime('%Y%m%d')}-{Path(str(cfg.model)).name}-{tag}-seed{cfg.seed}"
-    return Study(cfg, Path(out) / run_id, log=log).run()
+    refuse_file(Path(out) / run_id)
+    return Study(cfg, Path(out) / run_id, log=log).run(overwrite=overwrite)
 
 
 @verb(app, StudyConfig, name="study",
       out=Extra(Path, Path("results"), "parent of the run directory"),
       run_id=Extra(Optional[str], None, "run directory name (default: date-model-mode-seed); reuse it to resume"),
       quick=Extra(bool, False, "every stage at tiny scale, with real models"),
-      full_offer_sweep=Extra(bool, False, "ablate every head for the offer metric too (not just the top)"))
-def study(cfg: StudyConfig, out: Path, run_id: str | None, quick: bool, full_offer_sweep: bool) -> None:
+      preset=Extra(str, "default", "default | quick (as --quick) | gpu (the scale one CUDA GPU affords; "
+                                   "its time is an estimate, not measured)"),
+      full_offer_sweep=Extra(bool, False, "ablate every head for the offer metric too (not just the top)"),
+      overwrite=Extra(bool, False, "delete the run directory's stages, manifest and report and start again "
+                                   "(without it, a run directory made with another config is refused)"))
+def study(cfg: StudyConfig, out: Path, run_id: str | None, quick: bool, preset: str, full_offer_sweep: bool,
+          overwrite: bool) -> None:
     """The whole pipeline into results/<run-id>/: SFT buyer and seller, negotiations, attention,
-    probes, ablations, GRPO, figures and an offline HTML report. Finished stages are skipped."""
+    probes, ablations, GRPO, figures and an offline HTML report. Finished stages are skipped
+    when the run directory was made with the same config (otherwise: another --run-id, or --overwrite)."""
     from dataclasses import replace
 
-    cfg = with_preset(cfg, StudyConfig.quick_preset()) if quick else cfg
+    cfg = apply_preset(cfg, "quick" if quick and preset == "default" else preset, quick)
     if full_offer_sweep:
         cfg = replace(cfg, ablation=replace(cfg.ablation, offer_heads="all"))
-    run_dir = run_study(cfg, out, run_id, log=lambda m: typer.echo(m, err=True))
+    run_dir = run_study(cfg, out, run_id, log=lambda m: typer.echo(m, err=True), overwrite=overwrite)
     typer.echo(str(run_dir / "report.html"))

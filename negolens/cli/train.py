@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from negolens.cli import app
-from negolens.cli.options import DATA, Extra, out_dir, verb, with_preset
+from negolens.cli.options import DATA, DEVICE, OVERWRITE, Extra, out_dir, verb, with_preset
 from negolens.training import GRPORunConfig, SFTConfig
 
 train_app = typer.Typer(no_args_is_help=True,
@@ -16,22 +16,27 @@ app.add_typer(train_app, name="train")
 QUICK = Extra(bool, False, "a few-minute preset for tests and demos (options you set still apply)")
 
 
-@verb(train_app, SFTConfig, name="sft", quick=QUICK, out=out_dir("results/sft"), data=DATA)
-def sft(cfg: SFTConfig, quick: bool, out: Path, data: Path | None) -> None:
-    """Supervised role specialist on Craigslist Bargains (train: test.jsonl, eval: validation_dev)."""
+@verb(train_app, SFTConfig, name="sft", quick=QUICK, out=out_dir("results/sft"), data=DATA, overwrite=OVERWRITE,
+      device=DEVICE)
+def sft(cfg: SFTConfig, quick: bool, out: Path, data: Path | None, overwrite: bool, device: str) -> None:
+    """Supervised role specialist on Craigslist Bargains (train: test.jsonl, eval: validation_dev).
+    A rerun of a finished run with the same settings does nothing; other settings into the same
+    --out are refused (see --overwrite)."""
     from negolens.training import run_sft
 
     cfg = with_preset(cfg, SFTConfig.quick()) if quick else cfg
-    result = run_sft(cfg, out, data=data, log=typer.echo)  # held-out losses, tokens/s, the checkpoint
+    result = run_sft(cfg, out, data=data, log=typer.echo, overwrite=overwrite, device=device)  # losses, tokens/s
     typer.echo(str(result.checkpoint))
 
 
-@verb(train_app, GRPORunConfig, name="grpo", quick=QUICK, out=out_dir("results/grpo"), data=DATA)
-def grpo(cfg: GRPORunConfig, quick: bool, out: Path, data: Path | None) -> None:
+@verb(train_app, GRPORunConfig, name="grpo", quick=QUICK, out=out_dir("results/grpo"), data=DATA,
+      overwrite=OVERWRITE, device=DEVICE)
+def grpo(cfg: GRPORunConfig, quick: bool, out: Path, data: Path | None, overwrite: bool, device: str) -> None:
     """RLVR buyer: GRPO against a regulated seller on AmazonHistoryPrice (train split), then a
-    paired before/after evaluation on held-out products (test split)."""
+    paired before/after evaluation on held-out products (test split). A rerun resumes from the
+    last checkpoint; a larger --steps extends a finished run; other settings are refused (see --overwrite)."""
     from negolens.training import run_grpo
 
     cfg = with_preset(cfg, GRPORunConfig.quick()) if quick else cfg
-    result = run_grpo(cfg, out, data=data, log=typer.echo)  # steps, the paired evaluation (also OUT/eval.json)
+    result = run_grpo(cfg, out, data=data, log=typer.echo, overwrite=overwrite, device=device)  # steps, evaluation
     typer.echo(str(result.final))

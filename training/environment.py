@@ -1,0 +1,104 @@
+"""The negotiation environment as TRL sees it: a ``rollout_func`` and a reward function.
+
+:class:`NegotiationRollout` plays one GRPO step's negotiations (the policy as the buyer against
+the regulated counterpart), logs them, stops the run loudly when agents fail
+(:func:`~negolens.training.rollouts.check_agent_errors`), and returns each dialogue as one
+sequence from the buyer's view with TRL's multi-turn ``env_mask``;
+:func:`rlvr_reward_func` hands TRL the reward the environment computed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from negolens.training.rollouts import ErrorWitness, buyer_sequence, check_agent_errors, step_stats
+
+if TYPE_CHECKING:
+    from negolens.training.grpo import GRPORunConfig
+
+__all__ = ["NegotiationRollout", "rlvr_reward_func"]
+
+
+class NegotiationRollout:
+    """TRL's ``rollout_func``: prompts are scenario ids, each played as negotiations.
+
+    Parameters
+    ----------
+    cfg : GRPORunConfig
+        Seller, temperature, turns and seed of the rollouts.
+    scenarios : dict
+        Scenario by id (the ids are the dataset's prompts).
+    tokenizer : transformers.PreTrainedTokenizerBase
+        The policy's tokenizer.
+    out : Path
+        Run directory: ``rollouts/stepNNNNN.jsonl`` and ``steps.jsonl`` are written there.
+    path : str or Path
+        The policy's model directory (for the :class:`~negolens.hooked.NegoModel` wrapper).
+    """
+
+    def __init__(self, cfg: GRPORunConfig, scenarios: dict, tokenizer, out: Path, path: str | Path):
+        from negolens.agents.factory import make_agent
+
+        self.cfg, self.scenarios, self.tokenizer, self.out, self.path = cfg, scenarios, tokenizer, out, path
+        self.seller = make_agent(cfg.seller, "seller", models={}, fetch=True)
+        (out / "rollouts").mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, prompts: list[str], trainer) -> dict:
+        """Play the negotiations of one step; return TRL's rollout dict with the buyer's ``env_mask``."""
+        from negolens.agents.llm_agent import LLMAgent
+        from negolens.agents.runner import RunConfig, run_negotiations
+        from negolens.hooked import NegoModel
+
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        policy = NegoModel(model, self.tokenizer, self.path, name=f"grpo-step{trainer.state.global_step}")
+        buyer = ErrorWitness(LLMAgent(policy, "buyer", temperature=self.cfg.temperature,
+                                      max_utterance_tokens=self.cfg.max_utterance_tokens))
+        seller = ErrorWitness(self.seller)
+        per = self.cfg.group_size if len(set(prompts)) == len(prompts) else 1  # TRL may repeat each prompt G times
+        scenarios = [self.scenarios[p] for p in prompts for _ in range(per)]
+        step = trainer.state.global_step
+        rank = trainer.accelerator.process_index  # distinct sampling seeds on every process
+        run = RunConfig(max_turns=self.cfg.max_turns, seed=self.cfg.seed * 1_000_003 + step * 1_009 + rank,
+                        batch_size=len(scenarios), regulated_seller=True)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            records = run_negotiations(scenarios, buyer, seller, run, progress=False)
+        model.train(was_training)
+        records.sort(key=lambda r: r["id"])  # runner order is completion order; ids keep prompt order
+        for r in records:
+            r["id"], r["process"], r["step"] = f"s{step + 1}-p{rank}-{r['id']}", rank, step + 1
+        from accelerate.utils import gather_object
+
+        everyone = gather_object(records)  # all processes' dialogues (one process: the same list)
+        stats = {"step": step + 1, **step_stats(everyone), "dialogues": len(everyone)}
+        if trainer.accelerator.is_main_process:
+            self._log(step + 1, stats, everyone)
+        for k, v in stats.items():
+            if k not in ("step", "dialogues"):
+                trainer._metrics["train"][f"negotiation/{k}"].append(v)
+        # logged first (steps.jsonl, rollouts/), then stopped: every process sees the same records
+        check_agent_errors(everyone, self.cfg.max_failure_share, step + 1, buyer.first or seller.first)
+        seqs = [buyer_sequence(policy, r) for r in records]
+        return {
+            "prompt_ids": [s[0] for s in seqs],
+            "completion_ids": [s[1] for s in seqs],
+            "logprobs": None,
+            "env_mask": [s[2] for s in seqs],
+            "rlvr_reward": [r["metrics"]["reward"] for r in records],
+        }
+
+    def _log(self, step: int, stats: dict, records: list[dict]) -> None:
+        with open(self.out / "rollouts" / f"step{step:05d}.jsonl", "w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in records)
+        with open(self.out / "steps.jsonl", "a") as fh:
+            fh.write(json.dumps(stats) + "\n")
+
+
+def rlvr_reward_func(prompts, completions, rlvr_reward, **_) -> list[float]:
+    """TRL reward function: the verifiable reward the environment computed during the rollout."""
+    return [float(r) for r in rlvr_reward]
