@@ -25,7 +25,7 @@ __all__ = ["bench_ablation"]
 
 
 def _top(effects: np.ndarray, k: int = 10) -> set[tuple[int, int]]:
-    mean = np.abs(np.nan_to_num(effects.mean(axis=0), nan=-1.0))
+    mean = np.nan_to_num(np.abs(effects.mean(axis=0)), nan=-1.0)  # heads not swept rank last
     H = mean.shape[1]
     return {(int(i // H), int(i % H)) for i in np.argsort(-mean, axis=None)[:k]}
 

@@ -78,8 +78,10 @@ class AblationConfig:
         from negolens.agents.protocol import check_turn_limit
         from negolens.errors import at_least, choice
 
+        from negolens.analysis.atp import SCREENS
+
         for name, valid in (("role", ROLES), ("metric", tuple(PREFIX)), ("kind", ABLATION_KINDS),
-                            ("offer_heads", OFFER_HEADS)):
+                            ("offer_heads", OFFER_HEADS), ("screen", SCREENS)):
             choice(getattr(self, name), valid, name)
         for name in ("n", "top", "max_tokens"):
             at_least(getattr(self, name), 1, name)

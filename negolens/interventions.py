@@ -198,7 +198,10 @@ def capture(model, site: str = "attn_z", layers: Iterable[int] | None = None, *,
     Yields a dict ``layer → tensor`` filled by each forward (the last forward wins): ``z`` is
     ``[batch, pos, n_heads·d_head]``, residuals ``[batch, pos, d_model]``. With ``grad=True``
     (``attn_z`` only) the recorded tensor is a leaf that requires grad and is used by the rest of
-    the forward, so after ``backward()`` its ``.grad`` is ∂output/∂site.
+    the forward, so after ``backward()`` its ``.grad`` is ∂output/∂site *with every earlier
+    layer's z held fixed*: each layer's leaf cuts the paths from earlier heads through later
+    ones, so the gradient is the full one for the last layer only (for attribution patching
+    through every path use :func:`negolens.analysis.atp.atp`).
 
     >>> import tempfile, negolens
     >>> from negolens.testing import tiny_model_dir
