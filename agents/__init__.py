@@ -15,13 +15,13 @@ probes, analysis or figures.
 
 from negolens.agents.factory import as_agent, make_agent, parse_spec
 from negolens.agents.metrics import dialogue_metrics, summarize
-from negolens.agents.negotiate import negotiate
+from negolens.agents.negotiating import negotiate
 from negolens.agents.parsing import extract_price
 from negolens.agents.runner import RunConfig, read_records, run_negotiations
 from negolens.agents.scenarios import Scenario, load_scenarios, split_scenarios
 from negolens.agents.transcripts import Transcript, Utterance, example_transcripts, from_records, load_transcripts
 from negolens.agents.formats import TranscriptFormatError, UnreadableRowsWarning, write_transcripts
-from negolens.agents.transcript_metrics import metrics_table, transcript_metrics
+from negolens.agents.scoring import metrics_table, transcript_metrics
 
 __all__ = [
     "negotiate", "summarize", "dialogue_metrics", "load_scenarios", "split_scenarios", "load_transcripts", "from_records",

@@ -13,7 +13,7 @@ from negolens.analysis.ablation import ABLATION_KINDS, ablated, reference_means
 from negolens.analysis.behaviour import greedy_offer, offer_effects, offer_sweep, rerun, steer, steering_curve
 from negolens.analysis.decisions import DecisionPoint, decision_points
 from negolens.analysis.experiment import AblationConfig, AblationResult, logit_diff_values, run_ablation, top_heads
-from negolens.analysis.atp import SCREENS, atp, atp_star, screen_scores
+from negolens.analysis.screening import SCREENS, atp, atp_star, screen_scores
 from negolens.analysis.partial import CleanForward
 from negolens.analysis.patching import budget_pairs, patch_heads
 from negolens.analysis.sweep import (LogitDiff, attribution, effects_fast, effects_naive, layer_effects,

@@ -3,7 +3,7 @@
 Data: ``n`` decision points from the Craigslist dev split (buyer about to act after a seller's
 price), metric logit(accept) − logit(counter), zero ablation of every head. Reported: each
 path's time, the max |difference| between naive and fast effects (fp32), and for each screening
-method (:data:`negolens.analysis.atp.SCREENS`: rank every head by an estimate, then ablate the
+method (:data:`negolens.analysis.screening.SCREENS`: rank every head by an estimate, then ablate the
 top ``screen_top`` exactly): its time and speed-up over the naive sweep, how many of the naive
 top-10 heads (by |mean effect|) its top-10 recovers, and the Spearman rank correlation between
 its scores and the naive |mean effect| over all heads.
@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from negolens.analysis.atp import SCREENS, screen_scores
+from negolens.analysis.screening import SCREENS, screen_scores
 from negolens.analysis.decisions import decision_points
 from negolens.analysis.sweep import LogitDiff, effects_fast, effects_naive
 from negolens.zoo import DEFAULT_MODEL
@@ -59,7 +59,7 @@ def bench_ablation(model: str = DEFAULT_MODEL, seed: int = 0, n: int = 4, max_to
     screen_top
         Heads ablated exactly after each screen.
     screens
-        Screening methods to measure (:data:`negolens.analysis.atp.SCREENS`).
+        Screening methods to measure (:data:`negolens.analysis.screening.SCREENS`).
 
     Returns
     -------

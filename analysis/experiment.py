@@ -78,7 +78,7 @@ class AblationConfig:
         from negolens.agents.protocol import check_turn_limit
         from negolens.errors import at_least, choice
 
-        from negolens.analysis.atp import SCREENS
+        from negolens.analysis.screening import SCREENS
 
         for name, valid in (("role", ROLES), ("metric", tuple(PREFIX)), ("kind", ABLATION_KINDS),
                             ("offer_heads", OFFER_HEADS), ("screen", SCREENS)):

@@ -12,7 +12,7 @@ Three ways to compute it, same numbers (tested; ``negolens bench ablation`` meas
   re-runs only layers L…end, for ``group`` heads at once (the batch replicated, each replica
   ablating another head), with SDPA attention, and computes logits only at the decision
   position and only for the metric's tokens;
-* ``screen_top`` with ``screen`` (:mod:`negolens.analysis.atp`) — attribution patching: one forward and one
+* ``screen_top`` with ``screen`` (:mod:`negolens.analysis.screening`) — attribution patching: one forward and one
   backward give, for every head, gradient × (ablated − clean) activation, a first-order estimate of its
   effect (``atp``; ``atp*`` adds GradDrop); only the top-k are then ablated exactly.
 """
@@ -247,9 +247,9 @@ def attribution(model, points, metric, batch_size: int = 4) -> np.ndarray:
 
     A first-order estimate of each head's zero-ablation effect from one forward and one
     backward per batch: ``[n_points, n_layers, n_heads]``. The same as
-    :func:`negolens.analysis.atp.atp` with ``kind="zero"`` (which also handles mean/resample).
+    :func:`negolens.analysis.screening.atp` with ``kind="zero"`` (which also handles mean/resample).
     """
-    from negolens.analysis.atp import atp  # atp builds on this module's metric helpers
+    from negolens.analysis.screening import atp  # atp builds on this module's metric helpers
 
     return atp(model, points, metric, "zero", batch_size=batch_size)
 
@@ -292,10 +292,10 @@ def screen_heads(model, points, metric, top: int, batch_size: int = 4, method: s
                  means=None) -> list[tuple[int, int]]:
     """The ``top`` heads by a screening score, largest first.
 
-    ``method`` is one of :data:`negolens.analysis.atp.SCREENS` (scores:
-    :func:`negolens.analysis.atp.screen_scores`); ``kind``/``means`` as for :func:`effects_fast`.
+    ``method`` is one of :data:`negolens.analysis.screening.SCREENS` (scores:
+    :func:`negolens.analysis.screening.screen_scores`); ``kind``/``means`` as for :func:`effects_fast`.
     """
-    from negolens.analysis.atp import screen_scores  # atp builds on this module's metric helpers
+    from negolens.analysis.screening import screen_scores  # atp builds on this module's metric helpers
 
     score = screen_scores(model, points, metric, method, kind, means, batch_size)
     order = np.argsort(-score, axis=None)[:top]
@@ -331,7 +331,7 @@ def sweep_heads(model, decision_points, metric="accept", kind: str = "zero", scr
         Show a progress bar.
     screen
         With ``screen_top``: the estimate heads are ranked by, one of
-        :data:`negolens.analysis.atp.SCREENS` — ``atp`` (attribution patching) or ``atp*``
+        :data:`negolens.analysis.screening.SCREENS` — ``atp`` (attribution patching) or ``atp*``
         (AtP with GradDrop; slower).
 
     Returns

@@ -10,7 +10,7 @@ Every function reads tables the lower layers return or saved and writes PNG + PD
 from negolens.figures.heads import head_heatmap, score_heatmaps
 from negolens.figures.negotiation import condition_bars, matrix_heatmaps, model_comparison, rerun_bars
 from negolens.figures.probes import probe_curves
-from negolens.figures.regenerate import FIGURES, regenerate
+from negolens.figures.redraw import FIGURES, regenerate
 from negolens.figures.report import check_in_browser, write_report
 from negolens.figures.training import rlvr_curves, sft_curves, steering_plot
 

@@ -201,7 +201,7 @@ def capture(model, site: str = "attn_z", layers: Iterable[int] | None = None, *,
     the forward, so after ``backward()`` its ``.grad`` is ∂output/∂site *with every earlier
     layer's z held fixed*: each layer's leaf cuts the paths from earlier heads through later
     ones, so the gradient is the full one for the last layer only (for attribution patching
-    through every path use :func:`negolens.analysis.atp.atp`).
+    through every path use :func:`negolens.analysis.screening.atp`).
 
     >>> import tempfile, negolens
     >>> from negolens.testing import tiny_model_dir

@@ -6,7 +6,7 @@ import torch
 
 import negolens
 from negolens.analysis.ablation import reference_means, replacement_values
-from negolens.analysis.atp import atp, atp_star, screen_scores
+from negolens.analysis.screening import atp, atp_star, screen_scores
 from negolens.analysis.decisions import decision_points
 from negolens.analysis.sweep import LogitDiff, sweep_heads
 from negolens.errors import NegolensError

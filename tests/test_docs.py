@@ -45,9 +45,9 @@ DOCTEST_MODULES = (
     "negolens.agents.factory",
     "negolens.agents.formats",
     "negolens.agents.importers",
-    "negolens.agents.negotiate",
+    "negolens.agents.negotiating",
     "negolens.agents.runner",
-    "negolens.agents.transcript_metrics",
+    "negolens.agents.scoring",
     "negolens.agents.transcripts",
     "negolens.agents.human",
     "negolens.agents.kvmemory",
@@ -58,7 +58,7 @@ DOCTEST_MODULES = (
     "negolens.agents.prompts",
     "negolens.agents.protocol",
     "negolens.agents.rule_agent",
-    "negolens.figures.regenerate",
+    "negolens.figures.redraw",
     "negolens.figures.report",
 )
 

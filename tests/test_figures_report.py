@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from negolens.figures.regenerate import FIGURES, regenerate
+from negolens.figures.redraw import FIGURES, regenerate
 from negolens.figures.report import check_in_browser, write_report
 
 

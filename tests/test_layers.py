@@ -59,3 +59,17 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from negolens.cli.study import run_study\nfrom negolens import analysis\n")
     assert imported_layers(bad) == {"cli", "analysis"}
+
+
+def test_no_public_name_shadows_a_submodule():
+    """``negolens.fetch`` was once the module after first use: a package must not export a name
+    that is also one of its submodules (``import negolens.x.y as m`` would then get the name)."""
+    import importlib
+    import pkgutil
+
+    clashes = []
+    for pkg in ["negolens", *(f"negolens.{layer}" for layer in ORDER)]:
+        module = importlib.import_module(pkg)
+        subs = {m.name for m in pkgutil.iter_modules(module.__path__)}
+        clashes += [f"{pkg}.{name}" for name in getattr(module, "__all__", []) if name in subs]
+    assert not clashes, clashes

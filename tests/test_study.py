@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from negolens.cli import app
-from negolens.figures.regenerate import FIGURES
+from negolens.figures.redraw import FIGURES
 from negolens.figures.report import check_in_browser
 from negolens.cli.study import STAGES, StudyConfig, run_study
 

@@ -18,7 +18,7 @@ def figures(
     report: bool = typer.Option(True, help="also rewrite RESULTS/report.html"),
 ) -> None:
     """Redraw every figure (PNG + PDF) of a study from its saved results, without recomputing."""
-    from negolens.figures.regenerate import regenerate
+    from negolens.figures.redraw import regenerate
     from negolens.figures.report import write_report
 
     if not results.is_dir():

@@ -259,7 +259,7 @@ class Study:
 
     def stage_figures(self, out: Path) -> None:
         """Every figure from the saved tables."""
-        from negolens.figures.regenerate import regenerate
+        from negolens.figures.redraw import regenerate
 
         regenerate(self.dir, out)
 

@@ -162,11 +162,10 @@ def atp(model, points, metric="accept", kind: str = "zero", means=None, batch_si
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.testing import tiny_model
     >>> from negolens.agents import example_transcripts
     >>> from negolens.analysis import decision_points
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> model = tiny_model()
     >>> atp(model, decision_points(model, example_transcripts(2), limit=2)).shape
     (2, 2, 4)
     """
@@ -204,13 +203,12 @@ def atp_star(model, points, metric="accept", kind: str = "zero", means=None, bat
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
+    The GradDrop magnitudes are never negative:
+
+    >>> from negolens.testing import tiny_model
     >>> from negolens.agents import example_transcripts
     >>> from negolens.analysis import decision_points
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
-    >>> points = decision_points(model, example_transcripts(2), limit=2)
-    >>> scores = atp_star(model, points)
+    >>> scores = atp_star(tiny_model(), decision_points(tiny_model(), example_transcripts(2), limit=2))
     >>> scores.shape, bool((scores >= 0).all())
     ((2, 2, 4), True)
     """
@@ -226,11 +224,10 @@ def screen_scores(model, points, metric="accept", method: str = "atp", kind: str
 
     Examples
     --------
-    >>> import tempfile, negolens
-    >>> from negolens.testing import tiny_model_dir
+    >>> from negolens.testing import tiny_model
     >>> from negolens.agents import example_transcripts
     >>> from negolens.analysis import decision_points
-    >>> model = negolens.load(tiny_model_dir(tempfile.mkdtemp()))
+    >>> model = tiny_model()
     >>> screen_scores(model, decision_points(model, example_transcripts(2), limit=2), method="atp*").shape
     (2, 4)
     """
