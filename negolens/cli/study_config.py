@@ -54,7 +54,9 @@ class StudyConfig:
         """Every stage at tiny scale, composed from the components' ``quick`` presets."""
         base = cls()
         return cls(quick=True, scenarios=2, attention_dialogues=12, probe_dialogues=24,
-                   sft=SFTConfig.quick(steps=4, dtype=base.sft.dtype),
+                   # float32: bf16 matmuls are fast only on CPUs with AMX/AVX512-BF16; elsewhere torch
+                   # falls back to a reference GEMM many times slower than fp32 (seen on this CI machine)
+                   sft=SFTConfig.quick(steps=4),
                    negotiation=RunConfig(max_turns=4),
                    attention=AttentionConfig.quick(), probes=ProbeConfig.quick(),
                    ablation=AblationConfig.quick(metric="offer", top=base.ablation.top),
