@@ -97,3 +97,13 @@ def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 51
                     continue
                 out.append(Example(prompt + target, [IGNORE] * len(prompt) + target, tr.id, r))
     return out
+
+
+def first_examples(model, transcripts, role: str, max_tokens: int, n: int) -> list[Example]:
+    """The first ``n`` examples of ``transcripts``, building only as many dialogues as needed."""
+    out: list[Example] = []
+    for tr in transcripts:
+        if len(out) >= n:
+            break
+        out += build_examples(model, [tr], role, max_tokens)
+    return out[:n]

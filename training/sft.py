@@ -27,7 +27,7 @@ from negolens.config import option, to_dict
 from negolens.errors import NegolensError
 from negolens.paths import data_dir
 from negolens.runs import model_fingerprint, model_refs, start_run
-from negolens.training.data import IGNORE, Example, build_examples
+from negolens.training.data import IGNORE, Example, build_examples, first_examples
 from negolens.training.devices import autocast, check_device, load_4bit, model_device, to_device
 from negolens.zoo import DEFAULT_MODEL
 
@@ -381,7 +381,7 @@ def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = Non
         model = load(config.model, device=device)
     train = build_examples(model, load_transcripts("craigslist-test", config.train_dialogues, data), config.role,
                            config.max_tokens)
-    held = _first_examples(model, load_transcripts("craigslist-dev", None, data) if config.eval_examples else [],
+    held = first_examples(model, load_transcripts("craigslist-dev", None, data) if config.eval_examples else [],
                            config.role, config.max_tokens, config.eval_examples)
     say(f"{len(train)} training examples, {len(held)} held-out examples ({config.role}, {config.mode})")
     notes = {"data": "craigslist_bargains/test.jsonl (train), validation_dev.jsonl (eval)"}
@@ -393,13 +393,3 @@ def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = Non
         say(f"step {point['step']:>4}: held-out loss {point['eval_loss']:.3f}")
     say(f"{manifest['tokens_per_s']:.0f} tokens/s; checkpoint: {path}")
     return SFTResult(path, manifest)
-
-
-def _first_examples(model, transcripts, role: str, max_tokens: int, n: int) -> list[Example]:
-    """The first ``n`` examples of ``transcripts``, building only as many dialogues as needed."""
-    out: list[Example] = []
-    for tr in transcripts:
-        if len(out) >= n:
-            break
-        out += build_examples(model, [tr], role, max_tokens)
-    return out[:n]
