@@ -32,7 +32,7 @@ study: install
 	$(VENV)/bin/negolens study
 
 test: install browser
-	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): nothing was checked" >&2; exit 1; fi; \
 	exit $$rc
 

@@ -26,10 +26,12 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
+from negolens.autobatch import check_batch_size, chunks, is_oom
 from negolens.agents.metrics import dialogue_metrics
 from negolens.agents.protocol import Guards, Move, Negotiation
 from negolens.agents.scenarios import Scenario
 from negolens.config import option
+from negolens.distributed import active_world, barrier, gather, shard
 from negolens.runs import model_refs, start_run
 
 
@@ -46,17 +48,17 @@ class RunConfig:
     max_turns: int = option(12, "turn limit (AgreeMate 15, RLVR 6)")
     first: str = option("buyer", "who speaks first: buyer | seller")
     seed: int = option(0, "run seed: sampling seeds derive from (seed, dialogue id, turn)")
-    batch_size: int = option(16, "dialogues decoded together")
+    batch_size: int | str = option(16, "dialogues decoded together, or auto (the most that fit; halved on out-of-memory)")
     regulated_seller: bool = option(True, "the seller may not accept or offer below its cost")
     budget_guard: str = option("record", "buyer offers above budget: record (allowed, counted) | block")
 
     def __post_init__(self) -> None:
         from negolens.agents.protocol import BUDGET_GUARDS, ROLES, check_turn_limit
-        from negolens.errors import at_least, choice
+        from negolens.errors import choice
 
         check_turn_limit(self.max_turns)
         choice(self.first, ROLES, "first speaker (--first)")
-        at_least(self.batch_size, 1, "batch_size")
+        self.batch_size = check_batch_size(self.batch_size)
         choice(self.budget_guard, BUDGET_GUARDS, "budget_guard")
 
 
@@ -146,43 +148,103 @@ def run_negotiations(
     scenarios = list(scenarios)
     guards = Guards(config.regulated_seller, config.budget_guard)
     path = Path(out) / "dialogues.jsonl" if out is not None else None
+    w = active_world()
     if path is not None:
         identity = run_identity(scenarios, buyer, seller, config)
-        start_run(out, identity, kind="negotiate", owns=RUN_OUTPUTS, overwrite=overwrite,
-                  models=identity["models"])
-        _repair(path)
+        start_run(out, identity, kind="negotiate", owns=RUN_OUTPUTS, overwrite=overwrite, models=identity["models"])
+        if w.main:
+            _merge_parts(path, order=None)  # a killed multi-process run left its processes' parts
+        barrier()
     skip = finished_ids(path) if path is not None else set()
     jobs = [(dialogue_id(s, i), s) for i, s in enumerate(scenarios)]
     todo = [(d, s) for d, s in jobs if d not in skip]
+    mine = [job for _, job in shard(todo)]
+    if path is not None and w.size > 1:  # each process appends to its own part; merged at the end
+        path = path.with_name(f"dialogues.rank{w.rank}.jsonl")
     agents = {"buyer": buyer, "seller": seller}
     records = []
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="negotiations", disable=not progress)
-    for start in range(0, len(todo), config.batch_size):
-        chunk = todo[start : start + config.batch_size]
-        negs = {d: Negotiation(s, config.max_turns, config.first, guards) for d, s in chunk}
-        for _round in range(config.max_turns + 1):  # each round moves every live dialogue one turn
-            if all(n.done for n in negs.values()):
-                break
-            for role in ("buyer", "seller"):
-                group = [(d, n) for d, n in negs.items() if not n.done and n.to_move == role]
-                if not group:
-                    continue
-                for (d, n), move in zip(group, _moves(agents[role], group, config.seed)):
-                    n.apply(move)
-                    if n.done:
-                        rec = _record(d, n, buyer, seller, config)
-                        records.append(rec)
-                        if path is not None:
-                            _append(path, rec)
-                        bar.update(1)
-        if not all(n.done for n in negs.values()):  # cannot happen: Negotiation ends at max_turns
-            raise RuntimeError(f"negotiations {[d for d, n in negs.items() if not n.done]} did not end within "
-                               f"max_turns={config.max_turns}: a protocol bug, please report it")
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="negotiations", disable=not progress or not w.main)
+    finished: set[str] = set()
+    sizes = chunks(mine, config.batch_size, _device(buyer, seller), cpu_default=16, log=tqdm.write)
+    chunk = next(sizes, None)
+    while chunk is not None:
+        try:
+            _run_chunk([(d, s) for d, s in chunk if d not in finished], config, agents, guards, path, bar, records, finished)
+        except Exception as err:  # noqa: BLE001 — out of memory: the unfinished rows again, in smaller chunks
+            if not is_oom(err):
+                raise
+            chunk = sizes.throw(err)
+            continue
+        chunk = next(sizes, None)
     bar.close()
+    if w.size == 1:
+        return records
+    position = {d: i for i, (d, _) in enumerate(jobs)}
+    records = [r for part in gather([(w.rank, records)], w.size) for r in part]
+    records.sort(key=lambda r: position[r["id"]])
+    if out is not None:
+        barrier()  # every part is complete
+        if w.main:
+            _merge_parts(Path(out) / "dialogues.jsonl", order=position)
+        barrier()
     return records
 
 
-RUN_OUTPUTS = ("dialogues.jsonl", "summary.csv")  # what a negotiation run writes in its folder
+def _merge_parts(path: Path, order: dict[str, int] | None) -> None:
+    """Append the processes' ``dialogues.rankN.jsonl`` parts to ``path`` (in ``order``), then delete them."""
+    parts = sorted(path.parent.glob("dialogues.rank*.jsonl"))
+    if not parts:
+        _repair(path)
+        return
+    _repair(path)
+    have = finished_ids(path)
+    rows = []
+    for part in parts:
+        _repair(part)
+        rows += [r for r in read_records(part) if r["id"] not in have]
+    if order is not None:
+        rows.sort(key=lambda r: order.get(r["id"], len(order)))
+    for rec in rows:
+        _append(path, rec)
+    for part in parts:
+        part.unlink()
+
+
+def _device(*agents) -> str:
+    """Where the agents' models run (``"cpu"`` for rule agents)."""
+    for agent in agents:
+        model = getattr(agent, "model", None)
+        if model is not None and hasattr(model, "device"):
+            return str(model.device)
+    return "cpu"
+
+
+def _run_chunk(chunk, config: RunConfig, agents: dict, guards, path, bar, records: list, finished: set) -> None:
+    """Play the dialogues of ``chunk`` together to their ends (records appended as each ends)."""
+    buyer, seller = agents["buyer"], agents["seller"]
+    negs = {d: Negotiation(s, config.max_turns, config.first, guards) for d, s in chunk}
+    for _round in range(config.max_turns + 1):  # each round moves every live dialogue one turn
+        if all(n.done for n in negs.values()):
+            break
+        for role in ("buyer", "seller"):
+            group = [(d, n) for d, n in negs.items() if not n.done and n.to_move == role]
+            if not group:
+                continue
+            for (d, n), move in zip(group, _moves(agents[role], group, config.seed)):
+                n.apply(move)
+                if n.done:
+                    rec = _record(d, n, buyer, seller, config)
+                    records.append(rec)
+                    finished.add(d)
+                    if path is not None:
+                        _append(path, rec)
+                    bar.update(1)
+    if not all(n.done for n in negs.values()):  # cannot happen: Negotiation ends at max_turns
+        raise RuntimeError(f"negotiations {[d for d, n in negs.items() if not n.done]} did not end within "
+                           f"max_turns={config.max_turns}: a protocol bug, please report it")
+
+
+RUN_OUTPUTS = ("dialogues.jsonl", "dialogues.rank*.jsonl", "summary.csv")  # what a negotiation run writes in its folder
 
 
 def run_identity(scenarios: list[Scenario], buyer, seller, config: RunConfig) -> dict:
@@ -218,6 +280,8 @@ def _moves(agent, group: list[tuple[str, Negotiation]], run_seed: int) -> list[M
             raise RuntimeError(f"{type(agent).__name__} returned {len(moves)} moves for {len(group)} dialogues")
         return moves
     except Exception as err:  # noqa: BLE001 — recorded, not hidden: the batch must not crash
+        if is_oom(err):  # not the agent's fault: the runner retries these dialogues in smaller batches
+            raise
         msg = f"agent_error: {type(err).__name__}: {err}"
         traceback.print_exc()
         return [Move("", None, failure=msg) for _ in group]

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import torch
 
+from negolens.autobatch import map_chunks
 from negolens.errors import NegolensError
 from negolens.interventions import ablations, capture, intervene
 
@@ -100,7 +101,7 @@ def batch_classes(model, batch, points) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def reference_means(model, points, batch_size: int = 4) -> torch.Tensor:
+def reference_means(model, points, batch_size: int | str = 4) -> torch.Tensor:
     """Mean ``z`` per (layer, position class, head) over ``points``.
 
     Parameters
@@ -110,7 +111,7 @@ def reference_means(model, points, batch_size: int = 4) -> torch.Tensor:
     points
         Decision points (anything with ``.ids``) to average over.
     batch_size
-        Points per forward.
+        Points per forward, or ``"auto"`` (halved and retried on out-of-memory).
 
     Returns
     -------
@@ -126,10 +127,10 @@ def reference_means(model, points, batch_size: int = 4) -> torch.Tensor:
     (2, 4, 4, 16)
     """
     L, H, d = model.shape.n_layers, model.shape.n_heads, model.shape.d_head
-    sums = torch.zeros((L, len(CLASSES), H, d), device=model.device)
-    counts = torch.zeros((len(CLASSES),), device=model.device)
-    for start in range(0, len(points), batch_size):
-        chunk = points[start : start + batch_size]
+
+    def part(chunk: list) -> tuple[torch.Tensor, torch.Tensor]:  # one forward; retried smaller on out-of-memory
+        sums = torch.zeros((L, len(CLASSES), H, d), device=model.device)
+        counts = torch.zeros((len(CLASSES),), device=model.device)
         batch = model.batch([p.ids for p in chunk])
         cls = batch_classes(model, batch, chunk)
         cls[batch.attention_mask == 0] = -1  # padding is in no class
@@ -140,6 +141,10 @@ def reference_means(model, points, batch_size: int = 4) -> torch.Tensor:
             counts[c] += sel.sum()
             for layer in range(L):
                 sums[layer, c] += grabbed[layer][sel].float().reshape(-1, H, d).sum(0)
+        return sums, counts
+
+    parts = map_chunks(part, list(points), batch_size, model.device, cpu_default=4)
+    sums, counts = sum(p[0] for p in parts), sum(p[1] for p in parts)
     return (sums / counts.clamp(min=1)[None, :, None, None]).cpu()
 
 

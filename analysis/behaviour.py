@@ -21,6 +21,7 @@ import torch
 
 from negolens.agents.decoding import digit_tokens, token_pieces
 from negolens.analysis.ablation import ablated
+from negolens.autobatch import map_chunks
 from negolens.errors import NegolensError
 from negolens.interventions import Intervention, intervene
 
@@ -31,7 +32,7 @@ MAX_DIGITS = 7
 
 
 @torch.inference_mode()
-def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
+def greedy_offer(model, points, batch_size: int | str = 8) -> np.ndarray:
     """log(greedy digit-constrained price / list price) per ``offer`` decision point.
 
     One prefill per batch, then one cached step per digit (the prompt is not re-read). The
@@ -44,7 +45,7 @@ def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
     points
         Decision points with the ``offer`` metric (prompt ends in ``ACTION: offer $``).
     batch_size
-        Points per forward.
+        Points per forward, or ``"auto"`` (halved and retried on out-of-memory).
 
     Returns
     -------
@@ -67,8 +68,9 @@ def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
     pieces = token_pieces(tok)
     digits = digit_tokens(tok, pieces).to(model.device)
     out = np.full(len(points), np.nan)
-    for start in range(0, len(points), batch_size):
-        chunk = points[start : start + batch_size]
+
+    def decode(part: list) -> None:  # (index, point) rows; retried smaller on out-of-memory
+        chunk = [p for _, p in part]
         b = model.batch([list(p.ids) for p in chunk])
         res = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
                        use_cache=True, logits_to_keep=1)
@@ -92,13 +94,15 @@ def greedy_offer(model, points, batch_size: int = 8) -> np.ndarray:
             res = model.hf(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos,
                            past_key_values=past, use_cache=True)
             past, logits = res.past_key_values, res.logits[:, -1].float()
-        for r, p in enumerate(chunk):
+        for r, (i, p) in enumerate(part):
             price = float(text[r]) if text[r] else 0.0
-            out[start + r] = np.log(price / p.scenario.list_price) if price > 0 else np.nan
+            out[i] = np.log(price / p.scenario.list_price) if price > 0 else np.nan
+
+    map_chunks(decode, list(enumerate(points)), batch_size, model.device, cpu_default=8)
     return out
 
 
-def offer_effects(model, points, heads, batch_size: int = 8, progress: bool = False) -> np.ndarray:
+def offer_effects(model, points, heads, batch_size: int | str = 8, progress: bool = False) -> np.ndarray:
     """Per point and head: change of :func:`greedy_offer` when the head is zero-ablated.
 
     Returns ``[n_points, len(heads)]``; feed it through
@@ -118,7 +122,7 @@ def offer_effects(model, points, heads, batch_size: int = 8, progress: bool = Fa
     return out
 
 
-def offer_sweep(model, points, heads=None, batch_size: int = 8, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+def offer_sweep(model, points, heads=None, batch_size: int | str = 8, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Zero-ablate each head (default: every head) and summarise its effect on the next offer.
 
     The statistics of :func:`offer_effects` per head — the columns of

@@ -58,6 +58,8 @@ class AblationConfig:
     alphas: tuple[float, ...] = option((-16.0, -8.0, -4.0, 0.0, 4.0, 8.0, 16.0),
                                        "steering strengths (residual-norm units)")
     steer_label: str | None = option(None, "class whose probe direction to steer along (multi-class probes)")
+    batch_size: int | str = option(4, "decision points per forward, or auto (the most that fit; halved on "
+                                       "out-of-memory)")
     seed: int = option(0, "seed of statistics, random heads and the re-run")
 
     @classmethod
@@ -76,6 +78,7 @@ class AblationConfig:
         import math
 
         from negolens.agents.protocol import check_turn_limit
+        from negolens.autobatch import check_batch_size
         from negolens.errors import at_least, choice
 
         from negolens.analysis.screening import SCREENS
@@ -87,6 +90,7 @@ class AblationConfig:
             at_least(getattr(self, name), 1, name)
         if self.screen_top is not None:
             at_least(self.screen_top, 1, "screen_top (or None)")
+        self.batch_size = check_batch_size(self.batch_size)
         at_least(self.rerun_n, 0, "rerun_n")
         check_turn_limit(self.rerun_max_turns)
         if not all(isinstance(a, (int, float)) and math.isfinite(a) for a in self.alphas):
@@ -231,15 +235,15 @@ def run_ablation(model, transcripts, config: AblationConfig | None = None, *, at
     points = decision_points(model, items, cfg.role, "accept", max_tokens=cfg.max_tokens, limit=cfg.n)
     check_points(points)
     accept = sweep_heads(model, points, "accept", kind=cfg.kind, screen_top=cfg.screen_top, screen=cfg.screen,
-                         seed=cfg.seed, progress=progress)
+                         batch_size=cfg.batch_size, seed=cfg.seed, progress=progress)
     top = top_heads(accept, cfg.top)
     heads = [(int(r.layer), int(r["head"])) for _, r in top.iterrows()]
     result = AblationResult(cfg, accept, top if attention is None else _with_attention(top, attention), heads,
                             len(points))
     if cfg.metric == "offer":
         offer_points = decision_points(model, items, cfg.role, "offer", max_tokens=cfg.max_tokens, limit=cfg.n)
-        result.offer = offer_sweep(model, offer_points, None if cfg.offer_heads == "all" else heads, seed=cfg.seed,
-                                   progress=progress)
+        result.offer = offer_sweep(model, offer_points, None if cfg.offer_heads == "all" else heads,
+                                   batch_size=cfg.batch_size, seed=cfg.seed, progress=progress)
     if cfg.rerun_n:
         from negolens.agents.builtin import builtin_scenarios
         from negolens.agents.rule_agent import RuleAgent

@@ -36,6 +36,7 @@ import torch
 
 from negolens.analysis.ablation import check_kind, replacement_values
 from negolens.analysis.sweep import as_metric, check_points, sdpa
+from negolens.autobatch import map_chunks
 from negolens.errors import NegolensError
 
 __all__ = ["SCREENS", "atp", "atp_star", "screen_scores"]
@@ -144,12 +145,12 @@ def _estimates(model, points, metric, kind, means, batch_size, graddrop) -> np.n
     if kind != "zero" and means is None:
         raise NegolensError(f"{kind} ablation needs means= (negolens.analysis.reference_means)")
     with sdpa(model):
-        parts = [_batch_estimates(model, points[s : s + batch_size], metric, kind, means, graddrop)
-                 for s in range(0, len(points), batch_size)]
+        parts = map_chunks(lambda chunk: _batch_estimates(model, chunk, metric, kind, means, graddrop), list(points),
+                           batch_size, model.device, cpu_default=4)
     return np.concatenate(parts)
 
 
-def atp(model, points, metric="accept", kind: str = "zero", means=None, batch_size: int = 4) -> np.ndarray:
+def atp(model, points, metric="accept", kind: str = "zero", means=None, batch_size: int | str = 4) -> np.ndarray:
     """Attribution patching: per point and head, ``Σ_pos (r − z) · ∂metric/∂z`` at the clean input.
 
     A first-order estimate of each head's ablation effect (ablated − clean), signed, from one
@@ -172,7 +173,7 @@ def atp(model, points, metric="accept", kind: str = "zero", means=None, batch_si
     return _estimates(model, points, metric, kind, means, batch_size, graddrop=False)
 
 
-def atp_star(model, points, metric="accept", kind: str = "zero", means=None, batch_size: int = 4) -> np.ndarray:
+def atp_star(model, points, metric="accept", kind: str = "zero", means=None, batch_size: int | str = 4) -> np.ndarray:
     """AtP* on ``z``: attribution patching with GradDrop (the QK fix does not apply; module docstring).
 
     Parameters
@@ -216,7 +217,7 @@ def atp_star(model, points, metric="accept", kind: str = "zero", means=None, bat
 
 
 def screen_scores(model, points, metric="accept", method: str = "atp", kind: str = "zero", means=None,
-                  batch_size: int = 4) -> np.ndarray:
+                  batch_size: int | str = 4) -> np.ndarray:
     """One ranking score per head ``[n_layers, n_heads]``: larger = more likely to matter.
 
     ``atp``: |mean AtP estimate| over points (the sweep ranks exact effects by |mean| too);

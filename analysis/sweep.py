@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 from negolens.analysis.ablation import check_kind, reference_means, replacement_values
 from negolens.analysis.decisions import act_token
 from negolens.analysis.partial import CleanForward
+from negolens.autobatch import map_chunks
+from negolens.distributed import active_world, gather, is_main, shard
 from negolens.errors import NegolensError
 from negolens.interventions import Intervention
 from negolens.stats import bh_qvalues, bootstrap_ci, sign_flip_pvalues
@@ -128,7 +130,7 @@ def _all_heads(model) -> list[tuple[int, int]]:
     return [(l, h) for l in range(model.shape.n_layers) for h in range(model.shape.n_heads)]
 
 
-def effects_fast(model, points, metric, kind: str = "zero", heads=None, batch_size: int = 4, group: int = 3,
+def effects_fast(model, points, metric, kind: str = "zero", heads=None, batch_size: int | str = 4, group: int = 3,
                  means=None, progress: bool = True) -> np.ndarray:
     """Per-point effect of ablating each head, exact, on the fast path (partial re-runs).
 
@@ -145,7 +147,8 @@ def effects_fast(model, points, metric, kind: str = "zero", heads=None, batch_si
     heads
         (layer, head) pairs to ablate; default every head.
     batch_size
-        Points per clean forward.
+        Points per clean forward, or ``"auto"`` (halved and retried on out-of-memory:
+        :mod:`negolens.autobatch`).
     group
         Heads re-run together (one replica of the batch each).
     means
@@ -184,23 +187,28 @@ def _effects_fast(model, points, metric, kind, heads, batch_size, group, means, 
     for l, h in heads:
         by_layer.setdefault(l, []).append(h)
     out = np.full((len(points), L, H), np.nan)
-    bar = tqdm(total=len(points) * len(heads), desc="ablations", disable=not progress)
-    for start in range(0, len(points), batch_size):
-        chunk = points[start : start + batch_size]
+    bar = tqdm(total=len(points) * len(heads), desc="ablations", disable=not progress or not is_main())
+    def sweep(part: list) -> None:  # (index, point) rows; retried smaller on out-of-memory
+        idx, chunk = [i for i, _ in part], [p for _, p in part]
         run = _Run(model, chunk, metric, kind, means)
         for l, hs in by_layer.items():
             for g in range(0, len(hs), group):
-                part = hs[g : g + group]
-                delta = (run.ablate(l, part) - run.clean[None]).cpu().numpy()  # [k, B]
-                for j, h in enumerate(part):
-                    out[start : start + len(chunk), l, h] = delta[j]
-                bar.update(len(part) * len(chunk))
+                heads_g = hs[g : g + group]
+                delta = (run.ablate(l, heads_g) - run.clean[None]).cpu().numpy()  # [k, B]
+                for j, h in enumerate(heads_g):
+                    out[idx, l, h] = delta[j]
+                bar.update(len(heads_g) * len(chunk))
+
+    mine = shard(list(points))  # this process's decision points when launched as several
+    map_chunks(sweep, mine, batch_size, model.device, cpu_default=4, log=tqdm.write)
     bar.close()
+    if active_world().size > 1:
+        out = np.stack(gather([(i, out[i]) for i, _ in mine], len(points)))
     return out
 
 
 @torch.inference_mode()
-def layer_effects(model, points, metric, kind: str = "zero", batch_size: int = 4, means=None) -> np.ndarray:
+def layer_effects(model, points, metric, kind: str = "zero", batch_size: int | str = 4, means=None) -> np.ndarray:
     """Per-point effect of ablating ALL heads of each layer at once: ``[n_points, n_layers]``.
 
     Arguments as for :func:`effects_fast`.
@@ -209,11 +217,13 @@ def layer_effects(model, points, metric, kind: str = "zero", batch_size: int = 4
     metric = as_metric(model, metric)
     L, H = model.shape.n_layers, model.shape.n_heads
     out = np.zeros((len(points), L))
-    for start in range(0, len(points), batch_size):
-        chunk = points[start : start + batch_size]
-        run = _Run(model, chunk, metric, kind, means)
+
+    def sweep(part: list) -> None:  # (index, point) rows; retried smaller on out-of-memory
+        run = _Run(model, [p for _, p in part], metric, kind, means)
         for l in range(L):
-            out[start : start + len(chunk), l] = (run.ablate(l, [list(range(H))])[0] - run.clean).cpu().numpy()
+            out[[i for i, _ in part], l] = (run.ablate(l, [list(range(H))])[0] - run.clean).cpu().numpy()
+
+    map_chunks(sweep, list(enumerate(points)), batch_size, model.device, cpu_default=4, log=tqdm.write)
     return out
 
 
@@ -242,7 +252,7 @@ def effects_naive(model, points, metric, heads=None, batch_size: int = 4, progre
     return out
 
 
-def attribution(model, points, metric, batch_size: int = 4) -> np.ndarray:
+def attribution(model, points, metric, batch_size: int | str = 4) -> np.ndarray:
     """Attribution patching for zero ablation: per point and head, Σ_pos −z · ∂metric/∂z.
 
     A first-order estimate of each head's zero-ablation effect from one forward and one
@@ -288,7 +298,7 @@ def summarize_effects(effects: np.ndarray, n_boot: int = 2000, n_perm: int = 500
     return pd.DataFrame(rows, columns=["layer", "head", "effect", "ci_low", "ci_high", "p", "q", "n_points"])
 
 
-def screen_heads(model, points, metric, top: int, batch_size: int = 4, method: str = "atp", kind: str = "zero",
+def screen_heads(model, points, metric, top: int, batch_size: int | str = 4, method: str = "atp", kind: str = "zero",
                  means=None) -> list[tuple[int, int]]:
     """The ``top`` heads by a screening score, largest first.
 
@@ -303,7 +313,7 @@ def screen_heads(model, points, metric, top: int, batch_size: int = 4, method: s
 
 
 def sweep_heads(model, decision_points, metric="accept", kind: str = "zero", screen_top: int | None = None,
-                batch_size: int = 4, means=None, seed: int = 0, progress: bool = True,
+                batch_size: int | str = 4, means=None, seed: int = 0, progress: bool = True,
                 screen: str = "atp") -> pd.DataFrame:
     """Effect of ablating each head on ``metric`` at ``decision_points``, with statistics.
 

@@ -29,7 +29,9 @@ DEVICE_ENV = "NEGOLENS_DEVICE"
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """The ``torch.device`` a model goes on: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` …
 
-    ``"auto"`` is ``$NEGOLENS_DEVICE`` when that is set, else CUDA when available, else the CPU.
+    ``"auto"`` is ``$NEGOLENS_DEVICE`` when that is set, else CUDA when available (the process's
+    own GPU, ``cuda:$LOCAL_RANK``, when launched as several processes by torchrun or accelerate),
+    else the CPU.
     A CUDA device on a machine without CUDA (or past the last GPU) raises
     :class:`~negolens.errors.NegolensError`.
 
@@ -46,7 +48,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         env = os.environ.get(DEVICE_ENV, "").strip()
         if env and env != "auto":
             return resolve_device(env)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        local = os.environ.get("LOCAL_RANK")  # one GPU per process under torchrun / accelerate launch
+        if local is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return torch.device("cuda", int(local) % torch.cuda.device_count())
+        return torch.device("cuda")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):

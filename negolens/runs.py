@@ -348,7 +348,20 @@ def start_run(folder: str | Path, config: dict, *, kind: str, owns: Iterable[str
     >>> start_run(tempfile.mkdtemp(), {"seed": 0}, kind="demo")
     False
     """
+    from negolens.distributed import active_world, barrier
+
     owns = list(owns)
-    resuming = check_resume(folder, config, overwrite, kind=kind, owns=owns)
-    write_run(folder, config, kind=kind, owns=owns, models=models, data=data)
+    w = active_world()
+    if w.size == 1:
+        resuming = check_resume(folder, config, overwrite, kind=kind, owns=owns)
+        write_run(folder, config, kind=kind, owns=owns, models=models, data=data)
+        return resuming
+    # several processes (negolens.distributed.sharded): each checks, so a refusal stops them all
+    # alike (none waits forever for the others); only the main one clears and writes
+    resuming = False if overwrite else check_resume(folder, config, False, kind=kind, owns=owns)
+    barrier()
+    if w.main:
+        check_resume(folder, config, overwrite, kind=kind, owns=owns)
+        write_run(folder, config, kind=kind, owns=owns, models=models, data=data)
+    barrier()
     return resuming

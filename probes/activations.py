@@ -23,6 +23,7 @@ from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
 from negolens.agents.transcripts import Transcript
+from negolens.autobatch import map_chunks
 from negolens.errors import NegolensError
 from negolens.sites import HOOK_NAMES
 from negolens.probes.views import check_role, render_view
@@ -69,7 +70,7 @@ class ActivationSet:
 
 
 @torch.inference_mode()
-def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules=RULES, batch_size: int = 4,
+def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules=RULES, batch_size: int | str = 4,
             max_tokens: int | None = 512, dtype=np.float16, progress: bool = True) -> ActivationSet:
     """Activations after every block at each turn's ``rules`` positions, for ``role``'s view.
 
@@ -83,8 +84,9 @@ def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules
         Whose view to render (:func:`~negolens.probes.views.render_view`).
     rules : tuple of str
         Position rules per turn, from :data:`RULES`.
-    batch_size : int
-        Dialogues per forward pass.
+    batch_size : int or "auto"
+        Dialogues per forward pass (halved and retried when the device runs out of memory;
+        :mod:`negolens.autobatch`).
     max_tokens : int, optional
         Keep whole turns up to this many tokens.
     dtype : numpy dtype
@@ -108,10 +110,10 @@ def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules
     if not transcripts:
         raise NegolensError("no transcripts to collect activations from: pass at least one")
     L = model.shape.n_layers
-    chunks, rows = [], []
     bar = tqdm(total=len(transcripts), desc="activations", disable=not progress)
-    for start in range(0, len(transcripts), batch_size):
-        views = [render_view(model, t, role, max_tokens=max_tokens) for t in transcripts[start : start + batch_size]]
+
+    def run(part: list) -> tuple[np.ndarray, list[dict]] | None:  # one forward; retried smaller on out-of-memory
+        views = [render_view(model, t, role, max_tokens=max_tokens) for t in part]
         batch = model.batch([v.chat for v in views])
         where, meta = [], []
         for r, v in enumerate(views):
@@ -121,9 +123,9 @@ def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules
                     where.append((r, batch.pad[r] + pos))
                     meta.append({"dialogue": v.transcript.id, "turn": turn, "rule": rule, "token": pos,
                                  "token_id": v.chat.input_ids[pos], "speaker": utt.role})
-        bar.update(len(views))
         if not where:  # dialogues without turns: no positions
-            continue
+            bar.update(len(views))
+            return None
         rix = torch.tensor([w[0] for w in where], device=batch.input_ids.device)
         cix = torch.tensor([w[1] for w in where], device=batch.input_ids.device)
         out = torch.empty((len(where), L, model.shape.d_model), dtype=torch.float32)  # on the CPU, like the result
@@ -134,8 +136,12 @@ def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules
 
         model.bridge.run_with_hooks(batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
                                     return_type=None, fwd_hooks=[(lambda n: n.endswith("hook_resid_post"), hook)])
-        chunks.append(out.numpy().astype(dtype))
-        rows += meta
+        bar.update(len(views))
+        return out.numpy().astype(dtype), meta
+
+    parts = [p for p in map_chunks(run, list(transcripts), batch_size, model.device, cpu_default=4, log=tqdm.write)
+             if p is not None]
+    chunks, rows = [a for a, _ in parts], [m for _, ms in parts for m in ms]
     bar.close()
     info = {"model": model.name, "role": role, "rules": list(rules), "hook": HOOK_NAMES["resid_post"],
             "dtype": np.dtype(dtype).name, "tl_mode": "TransformerBridge, no weight processing", "max_tokens": max_tokens}
@@ -153,7 +159,7 @@ def fingerprint(transcripts: Sequence[Transcript]) -> str:
 
 
 def cached_collect(model, transcripts: Sequence[Transcript], role: str, folder: str | Path | None, *,
-                   model_name: str | None = None, batch_size: int = 4, max_tokens: int | None = 512,
+                   model_name: str | None = None, batch_size: int | str = 4, max_tokens: int | None = 512,
                    progress: bool = True) -> tuple[ActivationSet, bool]:
     """:func:`collect`, reusing ``folder``'s saved set when it was made from the same inputs.
 

@@ -25,7 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from negolens.agents.transcripts import Transcript
+from negolens.autobatch import map_chunks
 from negolens.config import option
+from negolens.distributed import active_world, gather, is_main, shard
 from negolens.errors import NegolensError
 from negolens.probes.pairs import SCORES, build_pairs
 from negolens.probes.views import check_role, render_view
@@ -50,7 +52,7 @@ class AttentionConfig:
     """
 
     max_tokens: int = option(512, "keep whole turns up to this many tokens")
-    batch_size: int = option(4, "dialogues per forward pass")
+    batch_size: int | str = option(4, "dialogues per forward pass, or auto (the most that fit; halved on out-of-memory)")
     window: int = option(6, "content tokens after a verb that count as its arguments (verb_args)")
     seed: int = option(0, "seed of control-token tie-breaks, bootstrap and permutations")
     n_boot: int = option(2000, "bootstrap resamples of dialogues for each head's 95% CI")
@@ -62,10 +64,12 @@ class AttentionConfig:
         return cls(**{"max_tokens": 256, "n_boot": 200, "n_perm": 500, **overrides})
 
     def __post_init__(self) -> None:
+        from negolens.autobatch import check_batch_size
         from negolens.errors import at_least
 
-        for name in ("max_tokens", "batch_size", "window", "n_boot", "n_perm"):
+        for name in ("max_tokens", "window", "n_boot", "n_perm"):
             at_least(getattr(self, name), 1, name)
+        self.batch_size = check_batch_size(self.batch_size)
 
 
 @dataclass
@@ -125,7 +129,7 @@ class AttentionRecorder:
         return view, build_pairs(view, pieces, tag_chat(view.chat), self.window, self.seed)
 
     @torch.inference_mode()
-    def record(self, transcripts: Sequence[Transcript], role: str = "buyer", batch_size: int = 4,
+    def record(self, transcripts: Sequence[Transcript], role: str = "buyer", batch_size: int | str = 4,
                max_turns: int | None = None, progress: bool = True, max_tokens: int | None = None) -> AttentionScores:
         """Attention masses of every score, layer and head, per dialogue, in ``role``'s view.
 
@@ -135,9 +139,9 @@ class AttentionRecorder:
         s, L, H = len(SCORES), self.model.shape.n_layers, self.model.shape.n_heads
         tagged = np.full((len(transcripts), s, L, H), np.nan, dtype=np.float32)
         control = np.full_like(tagged, np.nan)
-        bar = tqdm(total=len(transcripts), desc="attention", disable=not progress)
-        for start in range(0, len(transcripts), batch_size):
-            chunk = transcripts[start : start + batch_size]
+        bar = tqdm(total=len(transcripts), desc="attention", disable=not progress or not is_main())
+        def run(part: list) -> None:  # one forward over (index, transcript) rows; retried smaller on out-of-memory
+            chunk = [t for _, t in part]
             prepared = [self.prepare(t, role, max_turns, max_tokens) for t in chunk]
             batch = self.model.batch([v.chat for v, _ in prepared])
             index, buckets = self._index(prepared, batch, batch.input_ids.device)
@@ -155,11 +159,17 @@ class AttentionRecorder:
                 return_type=None, fwd_hooks=[(lambda name: name.endswith("attn.hook_pattern"), hook)],
             )
             out = sums.cpu().numpy().reshape(L, len(chunk), s, 2, H).transpose(1, 2, 3, 0, 4)  # [row, score, tag/ctrl, L, H]
-            for r in range(len(chunk)):
+            for r, (i, _) in enumerate(part):
                 for j in range(s):
                     if buckets[r][j]:
-                        tagged[start + r, j], control[start + r, j] = out[r, j, 0], out[r, j, 1]
+                        tagged[i, j], control[i, j] = out[r, j, 0], out[r, j, 1]
             bar.update(len(chunk))
+
+        mine = shard(list(transcripts))  # this process's dialogues when launched as several
+        map_chunks(run, mine, batch_size, self.model.device, cpu_default=4, log=tqdm.write)
+        if active_world().size > 1:
+            for i, (t, c) in enumerate(gather([(i, (tagged[i], control[i])) for i, _ in mine], len(transcripts))):
+                tagged[i], control[i] = t, c
         bar.close()
         return AttentionScores(tagged, control, [t.id for t in transcripts])
 

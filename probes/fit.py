@@ -45,7 +45,8 @@ class ProbeConfig:
                                      f"labels to probe, from {', '.join(PROBE_LABELS)}")
     layers: str = option("all", "'all' or a comma list of layers to probe")
     max_tokens: int = option(512, "keep whole turns up to this many tokens")
-    batch_size: int = option(4, "dialogues per forward pass when collecting activations")
+    batch_size: int | str = option(4, "dialogues per forward pass when collecting activations, or auto "
+                                        "(the most that fit; halved on out-of-memory)")
     n_splits: int = option(5, "cross-validation folds, grouped by dialogue")
     seed: int = option(0, "seed of the control task and the bootstrap")
 
@@ -55,14 +56,15 @@ class ProbeConfig:
         return cls(**{"max_tokens": 256, "n_splits": 3, **overrides})
 
     def __post_init__(self) -> None:
+        from negolens.autobatch import check_batch_size
         from negolens.errors import at_least, choice
 
         labels = (self.labels,) if isinstance(self.labels, str) else self.labels
         for label in labels:
             choice(label, PROBE_LABELS, "probe label")
         parse_layers(self.layers, None)  # the syntax now; the range once the model is known
-        for name in ("max_tokens", "batch_size"):
-            at_least(getattr(self, name), 1, name)
+        at_least(self.max_tokens, 1, "max_tokens")
+        self.batch_size = check_batch_size(self.batch_size)
         at_least(self.n_splits, 2, "n_splits (cross-validation folds)")
 
 

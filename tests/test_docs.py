@@ -27,6 +27,7 @@ PACKAGES = (
 
 # Modules whose ``Examples`` sections run as doctests (model-loading lines are marked +SKIP).
 DOCTEST_MODULES = (
+    "negolens.autobatch",
     "negolens.batching",
     "negolens.chat",
     "negolens.fetching",

@@ -31,7 +31,7 @@ def test_quick_preset_is_composed_from_the_components_presets():
     q = StudyConfig.quick_preset(seed=3)
     assert q.quick and q.seed == 3
     # every component starts from its own quick preset; only the listed fields differ from it
-    assert _changed(q.sft).keys() - _changed(SFTConfig.quick()).keys() <= {"steps", "dtype", "seed"}
+    assert _changed(q.sft).keys() - _changed(SFTConfig.quick()).keys() <= {"steps", "batch_size", "dtype", "seed"}
     assert _changed(q.attention).keys() - _changed(AttentionConfig.quick()).keys() <= {"seed"}
     assert _changed(q.probes).keys() - _changed(ProbeConfig.quick()).keys() <= {"seed"}
     assert _changed(q.ablation).keys() - _changed(AblationConfig.quick()).keys() <= {"metric", "top", "seed"}

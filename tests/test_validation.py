@@ -107,7 +107,7 @@ def test_usage_error_is_one_line(capsys):
 NEGOTIATE_CASES = {
     "n_zero": (["--n", "0"], "at least 1"),
     "n_negative": (["--n", "-3"], "at least 1"),
-    "batch_size_zero": (["--batch-size", "0"], "batch_size must be at least 1"),
+    "batch_size_zero": (["--batch-size", "0"], "batch_size must be a whole number ≥ 1 or 'auto'"),
     "budget_guard_typo": (["--budget-guard", "blok"], "did you mean 'block'"),
     "persona_for_buyer": (["--buyer", "rule:injection"], "only valid for sellers"),
     "personality_typo": (["--seller", "rule:agressive"], "did you mean 'aggressive'"),

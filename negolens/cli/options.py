@@ -10,7 +10,8 @@ ready config objects::
 
 A field present in several configs (``seed``) is one option that sets all of them. Fields of
 type ``tuple[...]`` are comma lists on the command line; fields declared ``option(..., cli=False)``
-are not exposed.
+are not exposed. A field typed ``int | str`` (a batch size: a number or ``auto``) is a string
+option that the config's ``__post_init__`` parses.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def config_fields(cls) -> list[tuple[str, Any, Any, str]]:
         tp, optional = _unwrap_optional(hints[f.name])
         if typing.get_origin(tp) is tuple:
             tp, default = str, ",".join(str(x) for x in default)
+        elif typing.get_origin(tp) in (typing.Union, types.UnionType) and str in typing.get_args(tp):
+            tp, default = str, str(default)  # e.g. ``int | str`` batch sizes ("8" or "auto"): the config parses it
         elif tp not in (str, int, float, bool):
             continue  # nested configs and other structures are not command-line options
         out.append((f.name, Optional[tp] if optional else tp, default, f.metadata.get("help", "")))

@@ -35,6 +35,7 @@ from negolens.cli.study_config import PRESETS, StudyConfig, apply_preset  # noqa
 from negolens.config import to_dict
 
 STAGES = ("sft-buyer", "sft-seller", "negotiate", "attention", "probes", "ablation", "grpo", "figures", "report")
+STEER_ACTS = ("agree", "disagree", "counter-price")  # the acts a steering direction is taken from, in order
 
 
 class Study:
@@ -222,11 +223,14 @@ class Study:
 
         c = self.cfg
         steer, label = self.dir / "probes" / "probes" / "act", None
-        if steer.is_dir():  # steer along the act probe's "agree" class where the probe has one
+        if steer.is_dir():  # steer along the act probe's "agree" class (else the closest act it has)
             from negolens.probes import LinearProbe
 
             classes = [str(k) for k in getattr(LinearProbe.load(steer)[0], "classes_", [])]
-            label = "agree" if "agree" in classes else None
+            label = next((k for k in STEER_ACTS if k in classes), classes[0] if classes else None)
+            if label != "agree":
+                self.log(f"the act probe has no 'agree' class (its views end before the agreements: "
+                         f"--max-tokens); steering along {label!r}")
         cfg = replace(c.ablation, steer_label=label)
         attention = self.dir / "attention" / "attention_heads.csv"
         result = run_ablation(negolens.load(self.sft_buyer, device=c.device), load_transcripts("craigslist-dev", None, self.data), cfg,

@@ -56,7 +56,7 @@ class StudyConfig:
         return cls(quick=True, scenarios=2, attention_dialogues=12, probe_dialogues=24,
                    # float32: bf16 matmuls are fast only on CPUs with AMX/AVX512-BF16; elsewhere torch
                    # falls back to a reference GEMM many times slower than fp32 (seen on this CI machine)
-                   sft=SFTConfig.quick(steps=4),
+                   sft=SFTConfig.quick(steps=4, batch_size=2, eval_examples=8),
                    negotiation=RunConfig(max_turns=4),
                    attention=AttentionConfig.quick(), probes=ProbeConfig.quick(),
                    ablation=AblationConfig.quick(metric="offer", top=base.ablation.top),

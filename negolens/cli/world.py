@@ -29,16 +29,20 @@ def negotiate(run: RunConfig, buyer: str, seller: str, scenarios: str, n: int, s
     A rerun with the same settings resumes; other settings into the same --out are refused (see --overwrite)."""
     from negolens.agents import load_scenarios, negotiate as play, summarize
     from negolens.agents.runner import finished_ids
+    from negolens.distributed import is_main, sharded
 
     items = load_scenarios(scenarios, n, data=data, split=split, seed=run.seed)
     before = finished_ids(out / "dialogues.jsonl") if not overwrite and out.is_dir() else set()
-    records = play(buyer, seller, items, run, out=out, temperature=temperature, dtype=dtype, overwrite=overwrite,
-                   device=device)
+    with sharded():  # under torchrun / accelerate launch: the dialogues split between processes
+        records = play(buyer, seller, items, run, out=out, temperature=temperature, dtype=dtype, overwrite=overwrite,
+                       device=device)
     kept = sum(r["id"] in before for r in records)
     if kept:
         typer.echo(f"{kept} of {len(records)} dialogues were already in {out} from this run: "
                    + ("nothing new to play" if kept == len(records) else f"played the other {len(records) - kept}"),
                    err=True)
+    if not is_main():  # launched as several processes: the main one writes and reports
+        return
     table = summarize(records)
     table.to_csv(out / "summary.csv", index=False)
     typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -1,0 +1,157 @@
+"""Work spread over processes: one model copy per GPU, the rows split between them.
+
+Launch any negolens script or verb under ``torchrun`` or ``accelerate launch`` (both set
+``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``)::
+
+    torchrun --nproc-per-node 4 -m negolens.cli negotiate --scenarios craigslist-test ...
+    accelerate launch --num-processes 4 -m negolens.cli attention --transcripts craigslist-dev ...
+
+Each process loads the model on its own GPU (``device="auto"`` is ``cuda:LOCAL_RANK`` there)
+and, inside :func:`sharded` (the verbs above enter it; so can a script), takes every ``size``-th row (:func:`shard`: dialogues to negotiate, transcripts to record
+attention on, decision points to sweep heads at), and :func:`gather` hands every process the
+whole result in the original order, so the statistics that follow (bootstrap CIs, permutation
+tests) see all rows and come out the same as in one process. Only the main process writes the
+output files. Without those variables, or outside :func:`sharded`, every process does all the
+rows — as a GRPO process does with its own rollouts, which must never be split further. The process
+group is created on first use: NCCL when the processes have GPUs, gloo otherwise (the tests run
+two CPU processes with gloo).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["World", "world", "init", "sharded", "active_world", "shard", "gather", "barrier", "is_main"]
+
+T = TypeVar("T")
+_SHARDED: ContextVar[bool] = ContextVar("negolens_sharded", default=False)
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the launched processes.
+
+    Examples
+    --------
+    >>> World(rank=1, size=2, local_rank=1).main
+    False
+    """
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Whether this is the process that writes files (rank 0)."""
+        return self.rank == 0
+
+
+def world() -> World:
+    """The launch environment (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``); one process when unset.
+
+    Examples
+    --------
+    >>> import os
+    >>> world().size if "WORLD_SIZE" not in os.environ else 1
+    1
+    """
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return World(rank, size, int(os.environ.get("LOCAL_RANK", rank)))
+
+
+def is_main() -> bool:
+    """Whether this process writes the output files (always true in a single process)."""
+    return world().main
+
+
+def init() -> World:
+    """Join the process group when launched with several processes (idempotent); return :func:`world`."""
+    w = world()
+    if w.size > 1 and not dist.is_initialized():
+        use_nccl = torch.cuda.is_available() and torch.cuda.device_count() > w.local_rank
+        dist.init_process_group("nccl" if use_nccl else "gloo", rank=w.rank, world_size=w.size)
+        if use_nccl:
+            torch.cuda.set_device(w.local_rank)
+    return world()
+
+
+@contextmanager
+def sharded():
+    """Inside this block, :func:`shard` splits rows between the launched processes.
+
+    Joins the process group when there are several processes; yields :func:`world`.
+
+    Examples
+    --------
+    >>> with sharded() as w:
+    ...     w.size if "WORLD_SIZE" not in os.environ else 1
+    1
+    """
+    token = _SHARDED.set(True)
+    try:
+        yield init()
+    finally:
+        _SHARDED.reset(token)
+
+
+def active_world() -> World:
+    """:func:`world` inside :func:`sharded`, else a world of one process (no rows split)."""
+    return init() if _SHARDED.get() else World()
+
+
+def shard(items: Sequence[T]) -> list[tuple[int, T]]:
+    """This process's rows as ``(index, item)``: every ``size``-th, starting at ``rank``.
+
+    Outside :func:`sharded` (and in a single process) that is every row.
+
+    Examples
+    --------
+    >>> shard(["a", "b", "c"])
+    [(0, 'a'), (1, 'b'), (2, 'c')]
+    """
+    w = active_world()
+    return [(i, items[i]) for i in range(w.rank, len(items), w.size)]
+
+
+def gather(rows: list[tuple[int, T]], n: int) -> list[T]:
+    """Every process's ``(index, value)`` rows, as one list of ``n`` values in index order.
+
+    Each process passes the rows it computed for its :func:`shard`; each gets the whole list
+    (outside :func:`sharded`, ``rows`` are all there is).
+
+    Examples
+    --------
+    >>> gather([(1, "y"), (0, "x")], 2)
+    ['x', 'y']
+    """
+    w = active_world()
+    everyone = [rows]
+    if w.size > 1:
+        everyone = [None] * w.size
+        dist.all_gather_object(everyone, rows)
+    out: list = [None] * n
+    seen = 0
+    for part in everyone:
+        for i, value in part:
+            out[i] = value
+            seen += 1
+    if seen != n:
+        raise RuntimeError(f"gathered {seen} rows for {n} indices: processes disagree on the input")
+    return out
+
+
+def barrier() -> None:
+    """Inside :func:`sharded`, wait for every process (nothing to wait for in a single process)."""
+    if active_world().size > 1:
+        dist.barrier()
