@@ -26,6 +26,7 @@ from negolens.agents.transcripts import Transcript
 from negolens.autobatch import map_chunks
 from negolens.errors import NegolensError
 from negolens.sites import HOOK_NAMES
+from negolens.probes.store import DiskActivations, LayerStore
 from negolens.probes.views import check_role, render_view
 
 __all__ = ["RULES", "ActivationSet", "collect", "cached_collect", "fingerprint"]
@@ -39,8 +40,9 @@ class ActivationSet:
 
     Attributes
     ----------
-    acts : ndarray of shape (n_positions, n_layers, d_model)
-        ``blocks.{l}.hook_resid_post`` at each position, every layer.
+    acts : ndarray or DiskActivations of shape (n_positions, n_layers, d_model)
+        ``blocks.{l}.hook_resid_post`` at each position, every layer (on disk, read a layer at
+        a time, when collected into a cache folder).
     meta : DataFrame
         One row per position: ``dialogue``, ``turn``, ``rule``, ``token``, ``token_id``, ``speaker``.
     info : dict
@@ -53,10 +55,16 @@ class ActivationSet:
     info: dict
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``acts.safetensors``, ``meta.csv`` and ``info.json`` into ``folder``; return it."""
+        """Write the activations, ``meta.csv`` and ``info.json`` (last: the set is complete) into ``folder``.
+
+        Activations streamed to ``folder`` already (:func:`collect` with ``out=folder``) stay
+        where they are; in-memory ones go to ``acts.safetensors``.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"acts": np.ascontiguousarray(self.acts)}, str(folder / "acts.safetensors"))
+        on_disk = isinstance(self.acts, DiskActivations) and self.acts.folder.resolve() == folder.resolve()
+        if not on_disk:
+            save_file({"acts": np.ascontiguousarray(np.asarray(self.acts))}, str(folder / "acts.safetensors"))
         self.meta.to_csv(folder / "meta.csv", index=False)
         (folder / "info.json").write_text(json.dumps(self.info, indent=2))
         return folder
@@ -65,13 +73,15 @@ class ActivationSet:
     def load(cls, folder: str | Path) -> "ActivationSet":
         """Read a set that :meth:`save` wrote."""
         folder = Path(folder)
-        return cls(load_file(str(folder / "acts.safetensors"))["acts"], pd.read_csv(folder / "meta.csv"),
-                   json.loads((folder / "info.json").read_text()))
+        acts = DiskActivations(folder) if DiskActivations.exists(folder) else \
+            load_file(str(folder / "acts.safetensors"))["acts"]
+        return cls(acts, pd.read_csv(folder / "meta.csv"), json.loads((folder / "info.json").read_text()))
 
 
 @torch.inference_mode()
 def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules=RULES, batch_size: int | str = 4,
-            max_tokens: int | None = 512, dtype=np.float16, progress: bool = True) -> ActivationSet:
+            max_tokens: int | None = 512, dtype=np.float16, progress: bool = True,
+            out: str | Path | None = None) -> ActivationSet:
     """Activations after every block at each turn's ``rules`` positions, for ``role``'s view.
 
     Parameters
@@ -93,6 +103,11 @@ def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules
         Storage dtype of ``acts``.
     progress : bool
         Show a progress bar.
+    out : str or Path, optional
+        Stream the activations to this folder as each batch finishes, one file per layer
+        (:class:`~negolens.probes.store.LayerStore`); ``acts`` is then a
+        :class:`~negolens.probes.store.DiskActivations` that reads one layer at a time, so
+        the whole set never has to fit in memory.
 
     Returns
     -------
@@ -111,8 +126,9 @@ def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules
         raise NegolensError("no transcripts to collect activations from: pass at least one")
     L = model.shape.n_layers
     bar = tqdm(total=len(transcripts), desc="activations", disable=not progress)
+    store = LayerStore(out, L, model.shape.d_model, dtype) if out is not None else None
 
-    def run(part: list) -> tuple[np.ndarray, list[dict]] | None:  # one forward; retried smaller on out-of-memory
+    def run(part: list) -> tuple[np.ndarray | None, list[dict]] | None:  # one forward; retried smaller on OOM
         views = [render_view(model, t, role, max_tokens=max_tokens) for t in part]
         batch = model.batch([v.chat for v in views])
         where, meta = [], []
@@ -137,15 +153,21 @@ def collect(model, transcripts: Sequence[Transcript], role: str = "buyer", rules
         model.bridge.run_with_hooks(batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
                                     return_type=None, fwd_hooks=[(lambda n: n.endswith("hook_resid_post"), hook)])
         bar.update(len(views))
+        if store is not None:  # written only once the forward succeeded, so a retried chunk is not doubled
+            store.append(out.numpy())
+            return None, meta
         return out.numpy().astype(dtype), meta
 
     parts = [p for p in map_chunks(run, list(transcripts), batch_size, model.device, cpu_default=4, log=tqdm.write)
              if p is not None]
-    chunks, rows = [a for a, _ in parts], [m for _, ms in parts for m in ms]
+    chunks, rows = [a for a, _ in parts if a is not None], [m for _, ms in parts for m in ms]
     bar.close()
     info = {"model": model.name, "role": role, "rules": list(rules), "hook": HOOK_NAMES["resid_post"],
             "dtype": np.dtype(dtype).name, "tl_mode": "TransformerBridge, no weight processing", "max_tokens": max_tokens}
-    acts = np.concatenate(chunks) if chunks else np.empty((0, L, model.shape.d_model), dtype=dtype)
+    if store is not None:
+        acts = store.close()
+    else:
+        acts = np.concatenate(chunks) if chunks else np.empty((0, L, model.shape.d_model), dtype=dtype)
     meta = pd.DataFrame(rows, columns=["dialogue", "turn", "rule", "token", "token_id", "speaker"])
     return ActivationSet(acts, meta, info)
 
@@ -181,7 +203,12 @@ def cached_collect(model, transcripts: Sequence[Transcript], role: str, folder: 
             return saved, True
     if isinstance(model, (str, Path)):
         model = load_model(model)
-    acts = collect(model, transcripts, role, batch_size=batch_size, max_tokens=max_tokens, progress=progress)
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "info.json").unlink(missing_ok=True)  # a set is complete once info.json is back
+        (Path(folder) / "acts.safetensors").unlink(missing_ok=True)
+    acts = collect(model, transcripts, role, batch_size=batch_size, max_tokens=max_tokens, progress=progress,
+                   out=folder)  # streamed to disk layer by layer when cached
     acts.info.update(key)
     if folder is not None:
         acts.save(folder)

@@ -28,6 +28,8 @@ PACKAGES = (
 # Modules whose ``Examples`` sections run as doctests (model-loading lines are marked +SKIP).
 DOCTEST_MODULES = (
     "negolens.autobatch",
+    "negolens.distributed",
+    "negolens.probes.store",
     "negolens.batching",
     "negolens.chat",
     "negolens.fetching",
