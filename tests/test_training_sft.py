@@ -32,9 +32,9 @@ def test_protocol_turns_and_role_only_labels(tiny_llama):
 
 def test_target_loss_equals_full_logits_loss(tiny_llama):
     ex = build_examples(tiny_llama, transcripts(2), "seller")
-    from negolens.training.sft import _collate
+    from negolens.training.data import collate
 
-    ids, labels, mask = (t.to(tiny_llama.device) for t in _collate(ex, tiny_llama.pad_id))
+    ids, labels, mask = (t.to(tiny_llama.device) for t in collate(ex, tiny_llama.pad_id))
     with torch.no_grad():
         fast = target_loss(tiny_llama.hf, ids, labels, mask)
         logits = tiny_llama.hf(input_ids=ids, attention_mask=mask).logits[:, :-1]
@@ -69,10 +69,10 @@ def test_qlora_on_cpu_says_what_to_do():
 
 
 def test_bf16_autocast_step_matches_fp32(tiny_llama):
-    from negolens.training.sft import _collate
+    from negolens.training.data import collate
     from negolens.training.devices import autocast
 
-    batch = _collate(build_examples(tiny_llama, transcripts(2), "buyer", max_tokens=4096), tiny_llama.pad_id)
+    batch = collate(build_examples(tiny_llama, transcripts(2), "buyer", max_tokens=4096), tiny_llama.pad_id)
     ids, labels, mask = (t.to(tiny_llama.device) for t in batch)
     with torch.no_grad():
         ref = float(target_loss(tiny_llama.hf, ids, labels, mask))

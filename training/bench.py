@@ -14,7 +14,8 @@ import torch
 
 from negolens.training.data import build_examples
 from negolens.training.devices import autocast
-from negolens.training.sft import SFTConfig, _collate, _prepare, eval_loss, target_loss
+from negolens.training.data import collate
+from negolens.training.sft import SFTConfig, _prepare, eval_loss, target_loss
 from negolens.zoo import DEFAULT_MODEL
 
 
@@ -71,7 +72,7 @@ def bench_sft(model: str = DEFAULT_MODEL, seed: int = 0, steps: int = 6, batch: 
     held = build_examples(nm, load_transcripts("craigslist-dev", 20), "buyer", 384)[:16]
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(train), generator=g).tolist()
-    batches = [tuple(t.to(nm.device) for t in _collate([train[i] for i in order[s * batch : (s + 1) * batch]], nm.pad_id))
+    batches = [tuple(t.to(nm.device) for t in collate([train[i] for i in order[s * batch : (s + 1) * batch]], nm.pad_id))
                for s in range(steps)]
     cfg = SFTConfig(model=model, mode="lora", lr=2e-4, seed=seed)
     base_tps, base_loss = _run(nm, cfg, batches, held, fast=False)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from negolens.agents.parsing import infer_act
 from negolens.agents.prompts import system_prompt, view_messages
 from negolens.agents.protocol import Act, format_action
@@ -23,7 +25,7 @@ from negolens.agents.protocol import Act, format_action
 IGNORE = -100
 
 
-__all__ = ["IGNORE", "Example", "protocol_turns", "build_examples"]
+__all__ = ["IGNORE", "Example", "protocol_turns", "build_examples", "first_examples", "collate"]
 
 
 @dataclass
@@ -107,3 +109,19 @@ def first_examples(model, transcripts, role: str, max_tokens: int, n: int) -> li
             break
         out += build_examples(model, [tr], role, max_tokens)
     return out[:n]
+
+
+PAD_MULTIPLE = 64  # few distinct shapes: oneDNN's bf16 kernels are built per shape, and memory fragments
+
+
+def collate(batch: list[Example], pad_id: int):
+    """Right-padded ``(ids, labels, mask)`` of ``batch``, widths rounded up to :data:`PAD_MULTIPLE`."""
+    width = -(-max(len(e.input_ids) for e in batch) // PAD_MULTIPLE) * PAD_MULTIPLE
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, e in enumerate(batch):  # right padding: training needs no generation alignment
+        ids[r, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        labels[r, : len(e.labels)] = torch.tensor(e.labels)
+        mask[r, : len(e.input_ids)] = 1
+    return ids, labels, mask

@@ -13,7 +13,7 @@ import torch
 
 from negolens.errors import NegolensError
 
-__all__ = ["model_device", "check_device", "to_device", "autocast", "load_4bit"]
+__all__ = ["model_device", "check_device", "to_device", "autocast", "load_4bit", "sum_across", "sync_gradients"]
 
 
 def model_device(hf) -> torch.device:
@@ -82,3 +82,41 @@ def load_4bit(model, cfg):
     hf = AutoModelForCausalLM.from_pretrained(str(model.path), quantization_config=quant, device_map={"": index})
     model.hf.to("cpu")
     return prepare_model_for_kbit_training(hf, use_gradient_checkpointing=False)
+
+
+def sum_across(value: float | torch.Tensor, device) -> float:
+    """``value`` summed over the processes of :func:`negolens.distributed.sharded` (itself alone).
+
+    Examples
+    --------
+    >>> sum_across(3.0, "cpu")
+    3.0
+    """
+    from negolens.distributed import active_world
+
+    t = torch.as_tensor(value, dtype=torch.float64, device=device).clone()
+    if active_world().size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(t)
+    return float(t)
+
+
+def sync_gradients(params) -> None:
+    """Sum every parameter's gradient over the processes (data-parallel training; no-op in one).
+
+    Each process computes its share of the batch's loss already divided by the batch's *total*
+    target-token count, so the summed gradient is exactly the one-process gradient of the
+    whole batch.
+    """
+    from negolens.distributed import active_world
+
+    if active_world().size == 1:
+        return
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+

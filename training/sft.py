@@ -24,11 +24,13 @@ import torch
 from tqdm.auto import tqdm
 
 from negolens.config import option, to_dict
+from negolens.distributed import active_world, barrier
 from negolens.errors import NegolensError
 from negolens.paths import data_dir
 from negolens.runs import model_fingerprint, model_refs, start_run
-from negolens.training.data import IGNORE, Example, build_examples, first_examples
-from negolens.training.devices import autocast, check_device, load_4bit, model_device, to_device
+from negolens.training.data import IGNORE, Example, build_examples, collate, first_examples
+from negolens.training.devices import (autocast, check_device, load_4bit, model_device, sum_across, sync_gradients,
+                                       to_device)
 from negolens.zoo import DEFAULT_MODEL
 
 __all__ = ["LORA_TARGETS", "ROLES", "SFTConfig", "SFTResult", "run_sft", "train_sft", "target_loss", "eval_loss",
@@ -120,21 +122,6 @@ class SFTResult:
         return self.manifest["eval_curve"]
 
 
-PAD_MULTIPLE = 64  # few distinct shapes: oneDNN's bf16 kernels are built per shape, and memory fragments
-
-
-def _collate(batch: list[Example], pad_id: int):
-    width = -(-max(len(e.input_ids) for e in batch) // PAD_MULTIPLE) * PAD_MULTIPLE
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for r, e in enumerate(batch):  # right padding: training needs no generation alignment
-        ids[r, : len(e.input_ids)] = torch.tensor(e.input_ids)
-        labels[r, : len(e.labels)] = torch.tensor(e.labels)
-        mask[r, : len(e.input_ids)] = 1
-    return ids, labels, mask
-
-
 def target_loss(hf, ids, labels, mask) -> torch.Tensor:
     """Mean next-token cross-entropy over target tokens, logits computed only there.
 
@@ -185,7 +172,7 @@ def eval_loss(hf, examples: list[Example], pad_id: int, batch_size: int = 8) -> 
     device = model_device(hf)
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
-        ids, labels, mask = to_device(_collate(chunk, pad_id), device)
+        ids, labels, mask = to_device(collate(chunk, pad_id), device)
         count = int((labels[:, 1:] != IGNORE).sum())
         total += float(target_loss(hf, ids, labels, mask)) * count
         n += count
@@ -281,26 +268,38 @@ def _fit(model, cfg: SFTConfig, train: list[Example], eval_set: list[Example], o
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
     curve = [{"step": 0, "eval_loss": eval_loss(hf, eval_set, model.pad_id)}] if eval_set else []
     order, seen, t0, tokens = [], 0, time.perf_counter(), 0
-    for step in tqdm(range(1, cfg.steps + 1), desc="sft", disable=not progress):
+    w = active_world()  # data parallel inside negolens.distributed.sharded(): each process a share of each batch
+    if cfg.batch_size < w.size:
+        raise NegolensError(f"batch_size {cfg.batch_size} is smaller than the {w.size} processes: each needs a row")
+    for step in tqdm(range(1, cfg.steps + 1), desc="sft", disable=not progress or not w.main):
         if len(order) < cfg.batch_size:
             order += rng.sample(range(len(train)), len(train))
-        batch = [train[order.pop()] for _ in range(cfg.batch_size)]
-        ids, labels, mask = to_device(_collate(batch, model.pad_id), device)
+        batch = [train[order.pop()] for _ in range(cfg.batch_size)]  # the same batch in every process
+        ids, labels, mask = to_device(collate(batch[w.rank :: w.size], model.pad_id), device)
+        share = (labels[:, 1:] != IGNORE).sum()
+        total = sum_across(share, device)  # target tokens of the whole batch
         with autocast(cfg.dtype, device):
-            loss = target_loss(hf, ids, labels, mask)
+            loss = target_loss(hf, ids, labels, mask) * (share / total)  # this share of the batch mean
         opt.zero_grad()
         loss.backward()
+        sync_gradients(params)  # sum of the shares: the whole batch's gradient in every process
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        tokens += int(mask.sum())
+        tokens += int(sum_across(mask.sum(), device))
         seen += len(batch)
         if eval_set and (step % cfg.eval_every == 0 or step == cfg.steps):
-            curve.append({"step": step, "train_loss": float(loss.detach()), "eval_loss": eval_loss(hf, eval_set, model.pad_id)})
+            curve.append({"step": step, "train_loss": sum_across(loss.detach(), device),
+                          "eval_loss": eval_loss(hf, eval_set, model.pad_id)})
     seconds = time.perf_counter() - t0
-    return _save(model, hf, cfg, out, curve, {"train_examples": len(train), "eval_examples": len(eval_set),
+    if not w.main:  # the main process writes the checkpoint
+        barrier()
+        return Path(out)
+    saved = _save(model, hf, cfg, out, curve, {"train_examples": len(train), "eval_examples": len(eval_set),
                                             "examples_seen": seen, "tokens_per_s": tokens / seconds, "seconds": seconds,
-                                            **(notes or {})})
+                                            "processes": w.size, **(notes or {})})
+    barrier()
+    return saved
 
 
 def _save(model, hf, cfg: SFTConfig, out, curve, stats) -> Path:

@@ -22,11 +22,15 @@ def sft(cfg: SFTConfig, quick: bool, out: Path, data: Path | None, overwrite: bo
     """Supervised role specialist on Craigslist Bargains (train: test.jsonl, eval: validation_dev).
     A rerun of a finished run with the same settings does nothing; other settings into the same
     --out are refused (see --overwrite)."""
+    from negolens.distributed import is_main, sharded
     from negolens.training import run_sft
 
     cfg = with_preset(cfg, SFTConfig.quick()) if quick else cfg
-    result = run_sft(cfg, out, data=data, log=typer.echo, overwrite=overwrite, device=device)  # losses, tokens/s
-    typer.echo(str(result.checkpoint))
+    with sharded():  # under accelerate launch / torchrun: data parallel, each process a share of every batch
+        result = run_sft(cfg, out, data=data, log=typer.echo if is_main() else None, overwrite=overwrite,
+                         device=device)  # losses, tokens/s
+    if is_main():
+        typer.echo(str(result.checkpoint))
 
 
 @verb(train_app, GRPORunConfig, name="grpo", quick=QUICK, out=out_dir("results/grpo"), data=DATA,
