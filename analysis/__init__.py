@@ -11,10 +11,17 @@ May import every layer below it; never figures. Models are addressed through the
 
 from negolens.analysis.ablation import ABLATION_KINDS, ablated, reference_means
 from negolens.analysis.behaviour import greedy_offer, offer_effects, offer_sweep, rerun, steer, steering_curve
+from negolens.analysis.anchoring import (AnchoringEffect, AnchorPair, AnchorPairs, anchoring_effect, anchoring_pairs,
+                                         rewrite_price)
+from negolens.analysis.anchoring_study import AnchoringConfig, AnchoringResult, anchoring_final, run_anchoring
+from negolens.analysis.belief_study import BeliefStudy, run_belief_study
+from negolens.analysis.beliefs import CausalConfig, ConcessionPair, belief_effects, concession_pairs
 from negolens.analysis.decisions import DecisionPoint, decision_points
+from negolens.analysis.mediation import mediating_set, mediation_screen, offer_shares
 from negolens.analysis.experiment import AblationConfig, AblationResult, logit_diff_values, run_ablation, top_heads
 from negolens.analysis.screening import SCREENS, atp, atp_star, screen_scores
 from negolens.analysis.partial import CleanForward
+from negolens.analysis.patched_decoding import COMPONENT_KINDS, Component, Lockstep, greedy_digits, offer_value, pair_spans
 from negolens.analysis.patching import budget_pairs, patch_heads
 from negolens.analysis.sweep import (LogitDiff, attribution, effects_fast, effects_naive, layer_effects,
                                      summarize_effects, sweep_heads)
@@ -25,4 +32,8 @@ __all__ = [
     "offer_sweep", "LogitDiff", "logit_diff_values", "reference_means", "ablated", "ABLATION_KINDS",
     "layer_effects", "attribution", "effects_fast", "effects_naive", "summarize_effects", "top_heads",
     "CleanForward", "atp", "atp_star", "screen_scores", "SCREENS",
+    "CausalConfig", "ConcessionPair", "concession_pairs", "belief_effects", "BeliefStudy", "run_belief_study",
+    "anchoring_pairs", "anchoring_effect", "rewrite_price", "AnchorPair", "AnchorPairs", "AnchoringEffect",
+    "mediation_screen", "offer_shares", "mediating_set", "Component", "COMPONENT_KINDS", "Lockstep", "greedy_digits",
+    "offer_value", "pair_spans", "AnchoringConfig", "AnchoringResult", "run_anchoring", "anchoring_final",
 ]

@@ -31,10 +31,13 @@ from negolens.probes.attention import (
     record_attention,
     summarize_heads,
 )
+from negolens.probes.beliefs import (BELIEF_LABELS, BeliefConfig, BeliefProbes, fit_beliefs, mask_seller_prices,
+                                     varied_cost_dialogues)
 from negolens.probes.fit import ProbeConfig, ProbeResult, fit_probes
 from negolens.probes.labels import PROBE_LABELS, label_table
 from negolens.probes.linear import LinearProbe
 from negolens.probes.pairs import SCORES
+from negolens.probes.store import DiskActivations, LayerStore
 from negolens.probes.sweep import layer_sweep
 from negolens.probes.views import View, render_view
 from negolens.probes.visual import attention_html
@@ -59,4 +62,12 @@ __all__ = [
     "layer_sweep",
     "render_view",
     "View",
+    "BELIEF_LABELS",
+    "BeliefConfig",
+    "BeliefProbes",
+    "fit_beliefs",
+    "mask_seller_prices",
+    "varied_cost_dialogues",
+    "DiskActivations",
+    "LayerStore",
 ]

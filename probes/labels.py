@@ -14,6 +14,15 @@ before it — labels there only use turns < t, what the model has seen):
 * ``own_target_ratio`` — the viewer's own private target / list price (regression): does the
   model carry its secret?
 
+Belief labels (:mod:`negolens.probes.beliefs`), defined only in the buyer's view at the buyer's
+own turns (``before_reply``: what it believes as it is about to reply), all / list price:
+
+* ``seller_cost_ratio`` — the seller's hidden floor (cost), once the seller has named a price;
+  NaN where the data does not know it (Craigslist, imported sets that filled it in);
+* ``zopa_ratio`` — the zone of possible agreement, buyer budget − seller cost (same rule);
+* ``seller_concession`` — how far the seller's latest asking price came down from its previous
+  one; NaN until the seller has asked two prices (an accepted price is not an ask).
+
 Undefined labels are NaN / None and those positions are left out of that probe.
 :data:`PROBE_LABELS` is the one list of labels: each with the position rule it is read at and
 its task.
@@ -38,6 +47,9 @@ PROBE_LABELS: dict[str, tuple[str, str]] = {
     "last_offer_by": ("before_reply", "classification"),
     "deal": ("utterance_end", "classification"),
     "own_target_ratio": ("before_reply", "regression"),
+    "seller_cost_ratio": ("before_reply", "regression"),
+    "zopa_ratio": ("before_reply", "regression"),
+    "seller_concession": ("before_reply", "regression"),
 }
 GAP_EDGES = (0.05, 0.15, 0.30)
 RATIO_CAP = 2.0  # some labelled prices are typos (many times the list price): ratios are capped
@@ -62,6 +74,27 @@ def _bucket(x: float) -> str:
         if x < edge:
             return name
     return ">=30%"
+
+
+def _known(tr: Transcript, name: str) -> bool:
+    """Whether scenario field ``name`` is the environment's number (not a convention filled in)."""
+    return tr.scenario.source != "craigslist" and name not in tr.filled  # Craigslist's cost is 0.7 × list by convention
+
+
+def _beliefs(tr: Transcript, row, seen, role: str) -> dict:
+    """The belief labels of one position (NaN where undefined; see the module docstring)."""
+    out = dict.fromkeys(("seller_cost_ratio", "zopa_ratio", "seller_concession"), np.nan)
+    if role != "buyer" or row.speaker != "buyer" or row.rule != "before_reply":
+        return out
+    s = tr.scenario
+    asks = [u.price for u in seen if u.role == "seller" and u.price is not None and u.intent != "accept"]
+    if asks and _known(tr, "seller_cost"):
+        out["seller_cost_ratio"] = s.seller_cost / s.list_price
+        if _known(tr, "buyer_budget"):
+            out["zopa_ratio"] = (s.buyer_budget - s.seller_cost) / s.list_price
+    if len(asks) >= 2:
+        out["seller_concession"] = (asks[-2] - asks[-1]) / s.list_price
+    return out
 
 
 def label_table(meta: pd.DataFrame, transcripts: list[Transcript], role: str) -> pd.DataFrame:
@@ -98,6 +131,7 @@ def label_table(meta: pd.DataFrame, transcripts: list[Transcript], role: str) ->
             "last_offer_by": priced[-1][0] if priced else None,
             "deal": None if tr.deal is None else ("deal" if tr.deal else "no deal"),
             "own_target_ratio": target / s.list_price,
+            **_beliefs(tr, row, seen, role),
         })
     columns = [k for k in PROBE_LABELS if k not in meta.columns]
     return pd.concat([meta.reset_index(drop=True), pd.DataFrame(out, columns=columns)], axis=1)

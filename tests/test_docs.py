@@ -63,6 +63,10 @@ DOCTEST_MODULES = (
     "negolens.agents.rule_agent",
     "negolens.figures.redraw",
     "negolens.figures.report",
+    "negolens.figures.beliefs",
+    "negolens.figures.anchoring",
+    "negolens.analysis.anchoring",
+    "negolens.analysis.patched_decoding",
 )
 
 

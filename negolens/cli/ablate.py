@@ -8,21 +8,30 @@ from typing import Optional
 import typer
 
 from negolens.analysis import AblationConfig
+from negolens.analysis.anchoring_study import AnchoringConfig
 from negolens.cli import app
 from negolens.cli.options import DATA, DEVICE, FORMAT, MODEL, OVERWRITE, STRICT, TRANSCRIPTS, Extra, out_dir, verb
 from negolens.errors import NegolensError
 
 
-@verb(app, AblationConfig, model=MODEL, transcripts=TRANSCRIPTS, format=FORMAT, strict=STRICT,
+@verb(app, AblationConfig, AnchoringConfig, model=MODEL, transcripts=TRANSCRIPTS, format=FORMAT, strict=STRICT,
       attention=Extra(Optional[Path], None, "attention_heads.csv from `negolens attention` to link heads"),
       steer=Extra(Optional[Path], None, "a saved probe folder (negolens probe …/probes/LABEL) to steer along"),
+      anchoring=Extra(bool, False, "run the anchoring study instead of the head sweep: next offer vs the "
+                                   "counterpart's opening price (× --factors), patched per layer and head; "
+                                   "writes anchoring_*.csv and anchoring.png"),
       out=out_dir("results/ablation"), data=DATA, overwrite=OVERWRITE, device=DEVICE)
-def ablate(cfg: AblationConfig, model: str, transcripts: str, format: str, strict: bool, attention: Path | None, steer: Path | None, out: Path,
-           data: Path | None, overwrite: bool, device: str) -> None:
+def ablate(cfg: AblationConfig, anchor_cfg: AnchoringConfig, model: str, transcripts: str, format: str, strict: bool,
+           attention: Path | None, steer: Path | None, anchoring: bool, out: Path, data: Path | None, overwrite: bool,
+           device: str) -> None:
     """Ablate every head at decision points; heatmap, top heads (with their attention profile),
     whole negotiations re-run with the top heads ablated vs random heads, steering along a probe.
+    With --anchoring: the anchoring study instead (options marked "anchoring:").
     OUT/run.json records the settings; other settings into the same --out are refused (see --overwrite)."""
     import pandas as pd
+
+    if anchoring:
+        return anchor(anchor_cfg, model, transcripts, format, strict, out, data, overwrite, device)
 
     import negolens
     from negolens.agents import load_transcripts
@@ -77,3 +86,51 @@ def save_ablation(result, cfg: AblationConfig, out: Path) -> None:
         table.to_csv(out / f"{name}.csv", index=False)
         if name in titles and not (name.startswith("ablation_accept") and cfg.screen_top):
             head_heatmap(table, out / name, title=titles[name])
+
+
+def anchor(cfg: AnchoringConfig, model: str, transcripts: str, format: str, strict: bool, out: Path,
+           data: Path | None, overwrite: bool, device: str) -> None:
+    """``negolens ablate --anchoring``: :func:`~negolens.analysis.anchoring_study.run_anchoring`, its
+    tables as ``anchoring_*.csv`` and :func:`~negolens.figures.anchoring.anchoring_figure`."""
+    import negolens
+    from negolens.agents import load_transcripts
+    from negolens.analysis.anchoring_study import run_anchoring
+    from negolens.config import to_dict
+    from negolens.figures.anchoring import anchoring_figure
+    from negolens.runs import model_refs, refuse_file, start_run
+
+    refuse_file(out)
+    models = model_refs(model)
+    start_run(out, {**to_dict(cfg), "anchoring": True, "model": model, "model_content": models.get(model),
+                    "transcripts": transcripts, "format": format, "strict": strict},
+              kind="ablate", overwrite=overwrite, models=models, data=data,
+              owns=("anchoring_*.csv", "anchoring*.png", "anchoring*.pdf"))
+    result = run_anchoring(negolens.load(model, device=device),
+                           load_transcripts(transcripts, None, data, format=format, strict=strict), cfg, progress=True)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = result.tables()
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    anchoring_figure(tables["anchoring_offers"], tables["anchoring_effect"], tables["anchoring_layers"],
+                     out / "anchoring", heads=tables.get("anchoring_heads"))
+    fmt = {"index": False, "float_format": lambda v: f"{v:.3g}"}
+    e = tables["anchoring_effect"].iloc[0]
+    typer.echo(f"anchoring coefficient d log(offer) / d log(opening): {e.coefficient:.3g} "
+               f"[{e.ci_low:.3g}, {e.ci_high:.3g}] (n = {int(e.n)} of {int(e.n_pairs)} pairs)")
+    cols = ["component", "share", "ci_low", "ci_high", "n_pairs"]
+    layers = tables["anchoring_layers"]
+    typer.echo("share of the next-digit effect restored per layer (patching high → low anchor):")
+    typer.echo(layers[cols].to_string(**fmt))
+    if "anchoring_heads" in tables:
+        typer.echo("top heads (screen):")
+        typer.echo(tables["anchoring_heads"].nlargest(cfg.top, "share")[cols].to_string(**fmt))
+    if "anchoring_shares" in tables:
+        typer.echo("share of the greedy-offer effect, each component alone:")
+        typer.echo(tables["anchoring_shares"].drop(columns=["size"]).to_string(**fmt))
+    if "anchoring_mediating_set" in tables:
+        typer.echo(f"smallest head set carrying ≥ {cfg.set_share:g} of the offer effect (last row):")
+        typer.echo(tables["anchoring_mediating_set"].to_string(**fmt))
+    if "anchoring_final_effect" in tables:
+        typer.echo("final price (whole negotiations vs the rule seller):")
+        typer.echo(tables["anchoring_final_effect"].to_string(**fmt))
+    typer.echo(str(out))

@@ -10,7 +10,9 @@ from negolens.cli import app
 from negolens.cli.options import (DATA, DEVICE, FORMAT, MODEL, N_TRANSCRIPTS, OVERWRITE, STRICT, TRANSCRIPTS, Extra,
                                   out_dir, verb)
 from negolens.errors import NegolensError
+from negolens.analysis.beliefs import CausalConfig
 from negolens.probes import AttentionConfig, ProbeConfig
+from negolens.probes.beliefs import BeliefConfig
 
 ROLE = Extra(str, "buyer", "whose view to render: buyer | seller")
 
@@ -25,20 +27,24 @@ def attention(cfg: AttentionConfig, model: str, transcripts: str, format: str, s
     import negolens
     from negolens.agents import load_transcripts
     from negolens.config import to_dict
+    from negolens.distributed import is_main, sharded
     from negolens.probes import claim, record_attention
     from negolens.runs import model_refs, start_run
 
     dialogue, layer, head = parse_show(show)
     models = model_refs(model)
-    start_run(out, {**to_dict(cfg), "model": model, "model_content": models.get(model), "transcripts": transcripts,
-                    "format": format, "strict": strict, "role": role, "n": n, "show": show},
-              kind="attention", overwrite=overwrite, models=models, data=data,
-              owns=("attention_heads.csv", "attention_*.png", "attention_*.pdf", "attention_*.svg",
-                    "attention_d*_L*H*.html"))
-    nm = negolens.load(model, device=device)
-    items = load_transcripts(transcripts, n, data, format=format, strict=strict)
-    check_show(nm, items, (dialogue, layer, head))  # before the (long) recording, not after
-    table = record_attention(nm, items, view=role, config=cfg)
+    with sharded():  # under torchrun / accelerate launch: the dialogues split between processes
+        start_run(out, {**to_dict(cfg), "model": model, "model_content": models.get(model), "transcripts": transcripts,
+                        "format": format, "strict": strict, "role": role, "n": n, "show": show},
+                  kind="attention", overwrite=overwrite, models=models, data=data,
+                  owns=("attention_heads.csv", "attention_*.png", "attention_*.pdf", "attention_*.svg",
+                        "attention_d*_L*H*.html"))
+        nm = negolens.load(model, device=device)
+        items = load_transcripts(transcripts, n, data, format=format, strict=strict)
+        check_show(nm, items, (dialogue, layer, head))  # before the (long) recording, not after
+        table = record_attention(nm, items, view=role, config=cfg)
+    if not is_main():
+        return
     save_attention(nm, items, table, cfg, role, out, (dialogue, layer, head))
     cols = ["score", "layer", "head", "tagged", "control", "effect", "ci_low", "ci_high", "p", "q"]
     top = table.sort_values("effect", ascending=False).groupby("score").head(3)
@@ -81,13 +87,21 @@ def save_attention(model, items, table, cfg: AttentionConfig, role: str, out: Pa
                    max_tokens=cfg.max_tokens)
 
 
-@verb(app, ProbeConfig, model=MODEL, transcripts=TRANSCRIPTS, format=FORMAT, strict=STRICT, role=ROLE, n=N_TRANSCRIPTS,
-      out=out_dir("results/probes"), data=DATA, overwrite=OVERWRITE, device=DEVICE)
-def probe(cfg: ProbeConfig, model: str, transcripts: str, format: str, strict: bool, role: str, n: int | None, out: Path,
-          data: Path | None, overwrite: bool, device: str) -> None:
+BELIEFS = Extra(bool, False, "run the belief study instead: rule-vs-rule dialogues with varied seller costs (ignores "
+                             "--transcripts, --n, --format, --role, --labels), belief probes vs their leakage control, "
+                             "patching and steering of the buyer's next offer")
+
+
+@verb(app, ProbeConfig, BeliefConfig, CausalConfig, model=MODEL, transcripts=TRANSCRIPTS, format=FORMAT, strict=STRICT,
+      role=ROLE, n=N_TRANSCRIPTS, beliefs=BELIEFS, out=out_dir("results/probes"), data=DATA, overwrite=OVERWRITE,
+      device=DEVICE)
+def probe(cfg: ProbeConfig, belief_cfg: BeliefConfig, causal_cfg: CausalConfig, model: str, transcripts: str, format: str,
+          strict: bool, role: str, n: int | None, beliefs: bool, out: Path, data: Path | None, overwrite: bool,
+          device: str) -> None:
     """Linear probes for negotiation state, per layer, with baselines, control tasks and CIs
-    (activations are cached in OUT/activations and reused when the inputs match). OUT/run.json
-    records the settings; other settings into the same --out are refused (see --overwrite)."""
+    (activations are cached in OUT/activations and reused when the inputs match). With --beliefs:
+    the belief study (OUT/belief_*.csv and beliefs.png). OUT/run.json records the settings; other
+    settings into the same --out are refused (see --overwrite)."""
     import negolens
     from negolens.agents import load_transcripts
     from negolens.config import to_dict
@@ -95,6 +109,22 @@ def probe(cfg: ProbeConfig, model: str, transcripts: str, format: str, strict: b
     from negolens.runs import model_refs, start_run
 
     models = model_refs(model)
+    if beliefs:
+        from negolens.analysis.belief_study import FILES, run_belief_study
+        from negolens.figures.beliefs import belief_figure
+
+        start_run(out, {**to_dict(cfg), **to_dict(belief_cfg), **to_dict(causal_cfg), "model": model,
+                        "model_content": models.get(model), "beliefs": True},
+                  kind="probe-beliefs", overwrite=overwrite, models=models, data=data,
+                  owns=("activations", *FILES.values(), "beliefs.png", "beliefs.pdf"))
+        study = run_belief_study(negolens.load(model, device=device), belief_cfg, cfg, causal_cfg,
+                                 cache=out / "activations")
+        study.save(out)
+        belief_figure(study.probes.curves, study.tables["patching"], study.tables["steering"], out / "beliefs")
+        for line in study.summary():
+            typer.echo(line)
+        typer.echo(str(out))
+        return
     start_run(out, {**to_dict(cfg), "model": model, "model_content": models.get(model), "transcripts": transcripts,
                     "format": format, "strict": strict, "role": role, "n": n},
               kind="probe", overwrite=overwrite, models=models, data=data,
