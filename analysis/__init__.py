@@ -16,7 +16,11 @@ from negolens.analysis.anchoring import (AnchoringEffect, AnchorPair, AnchorPair
 from negolens.analysis.anchoring_study import AnchoringConfig, AnchoringResult, anchoring_final, run_anchoring
 from negolens.analysis.belief_study import BeliefStudy, run_belief_study
 from negolens.analysis.beliefs import CausalConfig, ConcessionPair, belief_effects, concession_pairs
+from negolens.analysis.battery import measure_checkpoint
+from negolens.analysis.checkpoints import (Checkpoint, CheckpointConfig, checkpoint_battery, list_checkpoints, run_phases,
+                                           tracked_heads)
 from negolens.analysis.decisions import DecisionPoint, decision_points
+from negolens.analysis.leading import LeadResult, leading_indicator
 from negolens.analysis.mediation import mediating_set, mediation_screen, offer_shares
 from negolens.analysis.experiment import AblationConfig, AblationResult, logit_diff_values, run_ablation, top_heads
 from negolens.analysis.screening import SCREENS, atp, atp_star, screen_scores
@@ -36,4 +40,6 @@ __all__ = [
     "anchoring_pairs", "anchoring_effect", "rewrite_price", "AnchorPair", "AnchorPairs", "AnchoringEffect",
     "mediation_screen", "offer_shares", "mediating_set", "Component", "COMPONENT_KINDS", "Lockstep", "greedy_digits",
     "offer_value", "pair_spans", "AnchoringConfig", "AnchoringResult", "run_anchoring", "anchoring_final",
+    "CheckpointConfig", "Checkpoint", "checkpoint_battery", "list_checkpoints", "run_phases", "tracked_heads",
+    "leading_indicator", "LeadResult", "measure_checkpoint",
 ]

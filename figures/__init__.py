@@ -9,6 +9,7 @@ Every function reads tables the lower layers return or saved and writes PNG + PD
 
 from negolens.figures.anchoring import anchoring_figure
 from negolens.figures.beliefs import belief_figure
+from negolens.figures.checkpoints import checkpoint_curves
 from negolens.figures.heads import head_heatmap, score_heatmaps
 from negolens.figures.negotiation import condition_bars, matrix_heatmaps, model_comparison, rerun_bars
 from negolens.figures.probes import probe_curves
@@ -19,5 +20,5 @@ from negolens.figures.training import rlvr_curves, sft_curves, steering_plot
 __all__ = [
     "head_heatmap", "score_heatmaps", "probe_curves", "matrix_heatmaps", "condition_bars", "rerun_bars",
     "model_comparison", "rlvr_curves", "sft_curves", "steering_plot", "regenerate", "write_report",
-    "check_in_browser", "FIGURES", "belief_figure", "anchoring_figure",
+    "check_in_browser", "FIGURES", "belief_figure", "anchoring_figure", "checkpoint_curves",
 ]

@@ -65,6 +65,9 @@ DOCTEST_MODULES = (
     "negolens.figures.report",
     "negolens.figures.beliefs",
     "negolens.figures.anchoring",
+    "negolens.figures.checkpoints",
+    "negolens.training.phases",
+    "negolens.analysis.leading",
     "negolens.analysis.anchoring",
     "negolens.analysis.patched_decoding",
 )

@@ -29,11 +29,12 @@ evaluation of any two buyers, :mod:`~negolens.training.heldout`). Modules:
 from negolens.training.data import Example, build_examples, protocol_turns
 from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
 from negolens.training.heldout import format_comparison, paired_comparison, play
+from negolens.training.phases import PHASES, PhaseRules, label_phases, phase_spans
 from negolens.training.rollouts import buyer_sequence, step_stats
 from negolens.training.sft import SFTConfig, SFTResult, run_sft, train_sft
 
 __all__ = [
     "SFTConfig", "SFTResult", "run_sft", "train_sft", "build_examples", "protocol_turns", "Example",
     "GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "buyer_sequence", "step_stats",
-    "play", "paired_comparison", "format_comparison",
+    "play", "paired_comparison", "format_comparison", "PHASES", "PhaseRules", "label_phases", "phase_spans",
 ]

@@ -39,7 +39,7 @@ USER_ERROR, BUG = 2, 1  # exit statuses
 def _root(debug: bool = typer.Option(False, DEBUG_FLAG, help="show the full traceback of any error")) -> None:
     """negolens — make LLM buyers and sellers haggle, fine-tune them, and open them up."""
 
-from negolens.cli import models, world, train, reading, ablate, study, report, bench, metrics  # noqa: E402,F401  (register verbs)
+from negolens.cli import models, world, train, reading, ablate, study, report, bench, metrics, checkpoints  # noqa: E402,F401  (register verbs)
 
 __all__ = ["app", "main"]
 

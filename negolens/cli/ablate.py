@@ -37,6 +37,7 @@ def ablate(cfg: AblationConfig, anchor_cfg: AnchoringConfig, model: str, transcr
     from negolens.agents import load_transcripts
     from negolens.analysis import run_ablation
     from negolens.config import to_dict
+    from negolens.distributed import is_main, sharded
     from negolens.runs import fingerprint, model_refs, refuse_file, start_run
 
     if attention is not None and not attention.is_file():
@@ -46,16 +47,20 @@ def ablate(cfg: AblationConfig, anchor_cfg: AnchoringConfig, model: str, transcr
                             "run `negolens probe` and pass OUT/probes/LABEL)")
     refuse_file(out)
     models = model_refs(model)
-    start_run(out, {**to_dict(cfg), "model": model, "model_content": models.get(model), "transcripts": transcripts,
-                    "format": format, "strict": strict, "attention": None if attention is None else str(attention),
-                    "attention_content": fingerprint(attention), "steer": None if steer is None else str(steer),
-                    "steer_content": fingerprint(steer)},
-              kind="ablate", overwrite=overwrite, models=models, data=data,
-              owns=("ablation_*.csv", "ablation_*.png", "ablation_*.pdf", "ablation_*.svg", "top_heads.csv",
-                    "rerun.csv", "steering.csv"))
-    att = pd.read_csv(attention) if attention is not None else None
-    result = run_ablation(negolens.load(model, device=device), load_transcripts(transcripts, None, data, format=format, strict=strict), cfg,
-                          attention=att, steer_probe=steer)
+    with sharded():  # under torchrun / accelerate launch: decision points and re-runs split between processes
+        start_run(out, {**to_dict(cfg), "model": model, "model_content": models.get(model), "transcripts": transcripts,
+                        "format": format, "strict": strict, "attention": None if attention is None else str(attention),
+                        "attention_content": fingerprint(attention), "steer": None if steer is None else str(steer),
+                        "steer_content": fingerprint(steer)},
+                  kind="ablate", overwrite=overwrite, models=models, data=data,
+                  owns=("ablation_*.csv", "ablation_*.png", "ablation_*.pdf", "ablation_*.svg", "top_heads.csv",
+                        "rerun.csv", "steering.csv"))
+        att = pd.read_csv(attention) if attention is not None else None
+        result = run_ablation(negolens.load(model, device=device),
+                              load_transcripts(transcripts, None, data, format=format, strict=strict), cfg,
+                              attention=att, steer_probe=steer)
+    if not is_main():
+        return
     save_ablation(result, cfg, out)
     fmt = {"index": False, "float_format": lambda v: f"{v:.3g}"}
     tables = result.tables()
@@ -96,9 +101,12 @@ def anchor(cfg: AnchoringConfig, model: str, transcripts: str, format: str, stri
     from negolens.agents import load_transcripts
     from negolens.analysis.anchoring_study import run_anchoring
     from negolens.config import to_dict
+    from negolens.distributed import world
     from negolens.figures.anchoring import anchoring_figure
     from negolens.runs import model_refs, refuse_file, start_run
 
+    if world().size > 1:
+        raise NegolensError("--anchoring runs in one process: launch it without torchrun / accelerate launch")
     refuse_file(out)
     models = model_refs(model)
     start_run(out, {**to_dict(cfg), "anchoring": True, "model": model, "model_content": models.get(model),
