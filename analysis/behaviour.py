@@ -25,7 +25,7 @@ from negolens.autobatch import map_chunks
 from negolens.errors import NegolensError
 from negolens.interventions import Intervention, intervene
 
-__all__ = ["MAX_DIGITS", "greedy_offer", "offer_effects", "offer_sweep", "rerun", "steer", "steering_curve"]
+__all__ = ["MAX_DIGITS", "greedy_offer", "next_digits", "offer_effects", "offer_sweep", "rerun", "steer", "steering_curve"]
 
 MAX_DIGITS = 7
 """Most digits :func:`greedy_offer` writes."""
@@ -78,15 +78,7 @@ def greedy_offer(model, points, batch_size: int | str = 8) -> np.ndarray:
         mask, pos = b.attention_mask, b.position_ids[:, -1:]
         text, done = [""] * len(chunk), [False] * len(chunk)
         for step in range(MAX_DIGITS):
-            best = logits[:, digits].max(-1)
-            nxt = torch.full((len(chunk),), model.pad_id, dtype=torch.long, device=mask.device)
-            for r in range(len(chunk)):
-                if done[r] or (step > 0 and logits[r, tok.eos_token_id] > best.values[r]):
-                    done[r] = True  # the model ends the number here
-                    continue
-                tid = int(digits[best.indices[r]])
-                text[r] += pieces[tid]
-                nxt[r] = tid
+            nxt = next_digits(logits, digits, pieces, step, text, done, tok.eos_token_id, model.pad_id)
             if all(done) or step == MAX_DIGITS - 1:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
@@ -100,6 +92,26 @@ def greedy_offer(model, points, batch_size: int | str = 8) -> np.ndarray:
 
     map_chunks(decode, list(enumerate(points)), batch_size, model.device, cpu_default=8)
     return out
+
+
+def next_digits(logits: torch.Tensor, digits: torch.Tensor, pieces: list[str], step: int, text: list[str],
+                done: list[bool], eos: int, pad_id: int) -> torch.Tensor:
+    """One greedy digit-only step for every row: append to ``text``, mark rows that end in ``done``.
+
+    A row ends when it is done or (after its first digit) prefers ``eos`` to every digit.
+    ``logits`` is ``[rows, vocab]``; returns the next input ids (``pad_id`` for ended rows).
+    Shared by :func:`greedy_offer` and the belief study's patched decoding.
+    """
+    best = logits[:, digits].max(-1)
+    nxt = torch.full((len(text),), pad_id, dtype=torch.long, device=logits.device)
+    for r in range(len(text)):
+        if done[r] or (step > 0 and logits[r, eos] > best.values[r]):
+            done[r] = True  # the model ends the number here
+            continue
+        tid = int(digits[best.indices[r]])
+        text[r] += pieces[tid]
+        nxt[r] = tid
+    return nxt
 
 
 def offer_effects(model, points, heads, batch_size: int | str = 8, progress: bool = False) -> np.ndarray:

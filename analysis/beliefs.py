@@ -35,7 +35,7 @@ from negolens.agents.decoding import digit_tokens, token_pieces
 from negolens.agents.prompts import system_prompt, view_messages
 from negolens.agents.protocol import Act, format_action, format_price
 from negolens.agents.scenarios import Scenario
-from negolens.analysis.behaviour import MAX_DIGITS
+from negolens.analysis.behaviour import MAX_DIGITS, next_digits
 from negolens.config import option
 from negolens.errors import NegolensError
 from negolens.stats import bootstrap_ci
@@ -228,16 +228,7 @@ def _run_pair(model, pair: ConcessionPair, rows: _Rows, steer: dict | None, digi
         res = model.hf(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
         text, done, eos = [""] * R, [False] * R, model.tokenizer.eos_token_id
         for step in range(MAX_DIGITS):
-            logits = res.logits[:, -1].float()
-            best = logits[:, digits].max(-1)
-            nxt = torch.full((R,), model.pad_id, dtype=torch.long, device=model.device)
-            for r in range(R):
-                if done[r] or (step > 0 and logits[r, eos] > best.values[r]):
-                    done[r] = True
-                    continue
-                tid = int(digits[best.indices[r]])
-                text[r] += pieces[tid]
-                nxt[r] = tid
+            nxt = next_digits(res.logits[:, -1].float(), digits, pieces, step, text, done, eos, model.pad_id)
             if all(done) or step == MAX_DIGITS - 1:
                 break
             state["step"] = step + 1
