@@ -70,7 +70,10 @@ class Request:
 
 @dataclass
 class Decoded:
-    """A decoded turn: utterance, act and price (or the failure), hidden reasoning, token counts."""
+    """A decoded turn: utterance, act and price (or the failure), hidden reasoning, token counts, and
+    the public message's token ids exactly as fed to the model (``token_ids``) with, per token,
+    whether the policy chose it (``sampled``: 1 for free, act and digit choices; 0 for forced
+    scaffolding such as ``\\nACTION:``). The hidden thought's tokens are not in ``token_ids``."""
 
     utterance: str
     act: Act | None
@@ -79,6 +82,8 @@ class Decoded:
     failure: str | None
     prompt_tokens: int
     new_tokens: int
+    token_ids: list[int] = field(default_factory=list)
+    sampled: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -96,6 +101,8 @@ class _Row:
     act: Act | None = None
     n_new: int = 0
     fed: list[int] = field(default_factory=list)
+    chosen: list[int] = field(default_factory=list)  # per fed token: 1 if the policy chose it, 0 if forced
+    public: int = 0  # index in ``fed`` where the public message starts (after a hidden thought)
 
 
 class TurnDecoder:
@@ -138,11 +145,13 @@ class TurnDecoder:
         past, mask, pos, logits = self._prefill(requests, prompts)
         live, memory = list(range(len(rows))), {}
         while live:
-            nxt = torch.tensor([self._step(rows[i], logits[j]) for j, i in enumerate(live)], dtype=torch.long,
-                               device=mask.device)
-            for i, tok in zip(live, nxt.tolist()):
-                rows[i].fed.append(tok)
-                rows[i].n_new += 1
+            steps = [self._step(rows[i], logits[j]) for j, i in enumerate(live)]
+            nxt = torch.tensor([tok for tok, _ in steps], dtype=torch.long, device=mask.device)
+            for i, (tok, chose) in zip(live, steps):
+                row = rows[i]
+                row.fed.append(tok)
+                row.chosen.append(int(chose))
+                row.n_new += 1
             mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=mask.device)], dim=1)
             pos = pos + 1
             out = self.model.hf(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos[:, None],
@@ -218,27 +227,32 @@ class TurnDecoder:
             row.gen = torch.Generator(device=device).manual_seed(int(row.req.seed))
         return row.gen
 
-    def _step(self, row: _Row, logits: torch.Tensor) -> int:
+    def _step(self, row: _Row, logits: torch.Tensor) -> tuple[int, bool]:
+        """The row's next token and whether the policy chose it (sampled or constrained) or it was forced."""
         if row.forced:
             tok = row.forced.pop(0)
             if not row.forced:
                 row.phase = row.after
-            return tok
+                if row.phase == "utter":  # a capped thought's newline: the message starts after it
+                    row.public = len(row.fed) + 1
+            return tok, False
         if row.phase in ("thought", "utter"):
             tok = self._choose(row, logits, None)
             own = row.thought if row.phase == "thought" else row.utter
-            cap = self.max_thought if row.phase == "thought" else self.max_utter
-            ended = tok in self.stops or bool(self.newline[tok])
-            if not ended:
-                own.append(tok)
-            if ended or len(own) >= cap:
+            if tok in self.stops or bool(self.newline[tok]):  # the policy ended its text
                 if row.phase == "thought":
-                    row.phase = "utter"
-                    return tok if bool(self.newline[tok]) else self.newline_id
-                return self._force(row, self.action_prefix, "act")
-            return tok
+                    row.phase, row.public = "utter", len(row.fed) + 1
+                    return (tok, True) if bool(self.newline[tok]) else (self.newline_id, False)
+                first = self._force(row, self.action_prefix, "act")
+                return first, first == tok
+            own.append(tok)
+            cap = self.max_thought if row.phase == "thought" else self.max_utter
+            if len(own) >= cap:  # the cap ends the text after this token (which the model reads too)
+                row.forced, row.after = ([self.newline_id], "utter") if row.phase == "thought" else \
+                    (list(self.action_prefix), "act")
+            return tok, True
         if row.phase == "act":
-            return self._act_step(row, logits)
+            return self._act_step(row, logits), True
         if row.phase == "price":
             allowed = self.digits
             if row.price:
@@ -250,9 +264,9 @@ class TurnDecoder:
                 if tok != self.end_id:
                     row.price.append(tok)
                 row.phase = "done"
-                return tok
+                return tok, True
             row.price.append(tok)
-            return tok
+            return tok, True
         raise RuntimeError(f"bad phase {row.phase}")
 
     def _act_step(self, row: _Row, logits: torch.Tensor) -> int:
@@ -314,4 +328,6 @@ class TurnDecoder:
             failure=failure if row.act is not None else "no_action",
             prompt_tokens=prompt_len,
             new_tokens=row.n_new,
+            token_ids=row.fed[row.public:],
+            sampled=row.chosen[row.public:],
         )

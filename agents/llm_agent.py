@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from negolens.agents.decoding import Request, TurnDecoder
 from negolens.agents.personas import check_persona, check_personality
-from negolens.agents.prompts import system_prompt, view_messages
+from negolens.agents.prompts import system_prompt, view_ids, view_messages
 from negolens.agents.protocol import Move, Negotiation
 from negolens.chat import Turn
 
@@ -92,11 +92,16 @@ class LLMAgent:
     def act_batch(self, negs: list[Negotiation], seeds: list[int]) -> list[Move]:
         """Decode this agent's next move in every dialogue of ``negs`` at once (one seed each)."""
         requests = [
-            Request(self.model.render(self.messages(n), add_generation_prompt=True).input_ids,
-                    n.legal_acts(self.role), seed=seed, cot=self.cot, key=f"{id(n)}")
+            Request(self.prompt_ids(n), n.legal_acts(self.role), seed=seed, cot=self.cot, key=f"{id(n)}")
             for n, seed in zip(negs, seeds)
         ]
         return [
-            Move(d.utterance, d.act, d.price, d.reasoning, d.failure, d.prompt_tokens, d.new_tokens)
+            Move(d.utterance, d.act, d.price, d.reasoning, d.failure, d.prompt_tokens, d.new_tokens, d.token_ids,
+                 d.sampled)
             for d in self.decoder.decode(requests)
         ]
+
+    def prompt_ids(self, neg: Negotiation) -> list[int]:
+        """The ids the model reads next: :meth:`messages` rendered with its own earlier turns as
+        the tokens it generated (:func:`~negolens.agents.prompts.view_ids`)."""
+        return view_ids(self.model, self.system_prompt(neg), self.role, neg.turns)[0]

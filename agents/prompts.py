@@ -10,7 +10,7 @@ from __future__ import annotations
 from negolens.agents.personas import PERSONA_PROMPTS, PERSONALITIES
 from negolens.agents.protocol import format_price, other
 from negolens.agents.scenarios import Scenario
-from negolens.chat import Turn
+from negolens.chat import Turn, render_tokens
 
 FORMAT = (
     "Write one short message to the {other}. Then, on a new line, your move: "
@@ -63,3 +63,63 @@ def view_messages(system: str, role: str, turns: list[tuple[str, str]]) -> list[
         out.append(Turn("user", f"Write your first message to the {other(role)}."))
     out += [Turn("assistant" if speaker == role else "user", text) for speaker, text in turns]
     return out
+
+
+def view_ids(model, system: str, role: str, turns: list, add_generation_prompt: bool = True) -> tuple[list[int], list[int]]:
+    """Token ids of ``role``'s view (:func:`view_messages`), its own turns read back as the tokens it generated.
+
+    An LLM agent's turns carry ``token_ids`` (and ``sampled``, :class:`~negolens.agents.protocol.TurnRecord`);
+    those are used verbatim for its own messages (plus the environment's ``[blocked: …]`` note,
+    tokenised), everything else is rendered from text (:func:`~negolens.chat.render_tokens`).
+    The agent acts on these ids and GRPO trains on them, so a policy is trained on exactly the
+    tokens it sampled, in exactly the context it sampled them in.
+
+    Parameters
+    ----------
+    model : NegoModel
+        Supplies the tokenizer.
+    system : str
+        ``role``'s system prompt (:func:`system_prompt`).
+    role : str
+        Whose view.
+    turns : list of TurnRecord
+        The dialogue so far.
+    add_generation_prompt : bool
+        End with the header that asks for ``role``'s next turn.
+
+    Returns
+    -------
+    ids : list of int
+    trained : list of int
+        Per id, 1 where ``role``'s policy chose the token (its ``sampled`` flags), else 0.
+
+    Examples
+    --------
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents.protocol import TurnRecord
+    >>> model = tiny_model()
+    >>> mine = model.tokenizer.encode("Hi\\nACTION: greet", add_special_tokens=False)
+    >>> turns = [TurnRecord(0, "buyer", "Hi", "greet", None, token_ids=mine, sampled=[1] * len(mine))]
+    >>> ids, trained = view_ids(model, "SYS", "buyer", turns, add_generation_prompt=False)
+    >>> [i for i, t in zip(ids, trained) if t] == mine
+    True
+    """
+    msgs = view_messages(system, role, [(t.role, t.public_text()) for t in turns])
+    offset = len(msgs) - len(turns)
+    given, flags = {}, {}
+    for k, t in enumerate(turns):
+        if t.role != role or not t.token_ids:
+            continue
+        own, chosen = list(t.token_ids), list(t.sampled or [0] * len(t.token_ids))
+        note = t.note()
+        if note:  # the environment's note follows the message; the model's end-of-turn token goes after it
+            while own and own[-1] in set(model.stop_ids()):
+                own, chosen = own[:-1], chosen[:-1]
+            extra = model.tokenizer.encode(note, add_special_tokens=False)
+            own, chosen = own + extra, chosen + [0] * len(extra)
+        given[offset + k], flags[offset + k] = own, chosen
+    ids, spans = render_tokens(model.tokenizer, msgs, given, add_generation_prompt)
+    trained = [0] * len(ids)
+    for k, (start, end) in spans.items():
+        trained[start:end] = flags[k]
+    return ids, trained

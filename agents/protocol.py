@@ -110,6 +110,8 @@ class Move:
     failure: str | None = None  # set by the agent when its output could not be read
     prompt_tokens: int = 0
     new_tokens: int = 0
+    token_ids: list[int] | None = None  # LLM agents: the message's tokens exactly as generated
+    sampled: list[int] | None = None  # per token of ``token_ids``: 1 if the policy chose it, 0 if forced
 
 
 @dataclass
@@ -120,7 +122,10 @@ class TurnRecord:
     standing price); ``blocked`` names the guard that stopped the move (``"below_cost"``,
     ``"over_budget"``); ``overshoot`` marks a buyer price above budget; ``failure`` names a
     protocol failure (``"no_action"``, ``"illegal_accept"``, ``"missing_price"`` …);
-    ``prompt_tokens`` / ``new_tokens`` count the tokens the agent read and wrote.
+    ``prompt_tokens`` / ``new_tokens`` count the tokens the agent read and wrote; for an LLM
+    agent, ``token_ids`` are its message's tokens exactly as generated and ``sampled`` marks the
+    ones its policy chose (the agent reads its own turns back as these ids, and RL trains on
+    them: :func:`~negolens.agents.prompts.view_ids`).
     """
 
     index: int
@@ -134,13 +139,17 @@ class TurnRecord:
     failure: str | None = None
     prompt_tokens: int = 0
     new_tokens: int = 0
+    token_ids: list[int] | None = None
+    sampled: list[int] | None = None
+
+    def note(self) -> str:
+        """The environment's annotation appended to the action line (``" [blocked: below cost]"``), or ``""``."""
+        return f" [blocked: {self.blocked.replace('_', ' ')}]" if self.blocked else ""
 
     def public_text(self) -> str:
         """What the counterpart sees: the utterance and the action line (never the reasoning)."""
         act = Act(self.act) if self.act else None
-        line = format_action(act, self.price)
-        if self.blocked:
-            line += f" [blocked: {self.blocked.replace('_', ' ')}]"
+        line = format_action(act, self.price) + self.note()
         return f"{self.utterance}\n{line}" if self.utterance else line
 
 
@@ -218,7 +227,8 @@ class Negotiation:
         rec = TurnRecord(
             index=len(self.turns), role=role, utterance=move.utterance.strip(), act=move.act.value if move.act else None,
             price=move.price, reasoning=move.reasoning, failure=move.failure,
-            prompt_tokens=move.prompt_tokens, new_tokens=move.new_tokens,
+            prompt_tokens=move.prompt_tokens, new_tokens=move.new_tokens, token_ids=move.token_ids,
+            sampled=move.sampled,
         )
         self.turns.append(rec)
         rec.failure = rec.failure or self._invalid(role, move)

@@ -11,7 +11,7 @@ BOS (a TransformerLens pitfall).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from negolens.errors import ChatFormatError
 
@@ -92,6 +92,73 @@ def as_turns(messages: Iterable[Turn | Mapping[str, str]]) -> list[Turn]:
     [Turn(role='user', content='Hi'), Turn(role='assistant', content='Hello')]
     """
     return [m if isinstance(m, Turn) else Turn(m["role"], m["content"]) for m in messages]
+
+
+def render_tokens(
+    tokenizer, messages: Iterable[Turn | Mapping[str, str]], given: Mapping[int, Sequence[int]],
+    add_generation_prompt: bool = False,
+) -> tuple[list[int], dict[int, tuple[int, int]]]:
+    """Render a chat to ids, using ``given`` token ids for some turns' content instead of their text.
+
+    Token-in/token-out for multi-turn RL: a model's own earlier turns are read back as the
+    tokens it generated, not re-tokenised from text (BPE is not a bijection, and the text may be
+    reformatted), so the ids a policy sampled are exactly the ids it is trained on. The template
+    scaffolding and every other turn are tokenised from the rendered text piece by piece (each
+    template piece and each content on its own), so a chat is always a token prefix of the same
+    chat with more turns. When a given turn ends with the very token that the template writes
+    next (an end-of-turn token the model emitted), the template's copy is dropped.
+
+    Parameters
+    ----------
+    tokenizer
+        A fast HF tokenizer with a chat template.
+    messages
+        The conversation.
+    given : mapping of int to list of int
+        Turn index → the ids of that turn's content.
+    add_generation_prompt
+        End with the header that asks for the next ``assistant`` turn.
+
+    Returns
+    -------
+    ids : list of int
+    spans : dict of int to (int, int)
+        Turn index → ``[start, end)`` token positions of its given ids.
+
+    Examples
+    --------
+    >>> from negolens.testing import tiny_tokenizer
+    >>> tok = tiny_tokenizer()
+    >>> own = tok.encode("Only $320.", add_special_tokens=False)
+    >>> ids, spans = render_tokens(tok, [Turn("user", "Hi"), Turn("assistant", "Only $320.")], {1: own})
+    >>> ids == render_chat(tok, [Turn("user", "Hi"), Turn("assistant", "Only $320.")]).input_ids
+    True
+    >>> ids[slice(*spans[1])] == own
+    True
+    """
+    chat = render_chat(tokenizer, messages, add_generation_prompt)
+    ids: list[int] = []
+    spans: dict[int, tuple[int, int]] = {}
+    cursor, emitted = 0, None  # emitted: the last token of the previous given turn
+
+    def scaffold(text: str) -> None:
+        piece = tokenizer.encode(text, add_special_tokens=False) if text else []
+        if emitted is not None and piece and piece[0] == emitted:
+            piece = piece[1:]
+        ids.extend(piece)
+
+    for k, (start, end) in enumerate(chat.turn_spans):
+        scaffold(chat.text[cursor:start])
+        emitted = None
+        if k in given:
+            spans[k] = (len(ids), len(ids) + len(given[k]))
+            ids.extend(given[k])
+            emitted = ids[-1] if given[k] else None
+        else:
+            ids.extend(tokenizer.encode(chat.text[start:end], add_special_tokens=False))
+        cursor = end
+    scaffold(chat.text[cursor:])
+    return ids, spans
 
 
 def render_chat(

@@ -13,7 +13,7 @@ from negolens.agents.scenarios import load_scenarios
 from negolens.errors import NegolensError
 from negolens.training.heldout import paired_comparison
 from negolens.training.grpo import GRPORunConfig, read_steps, train_grpo
-from negolens.training.rollouts import _generated_text, buyer_sequence, step_stats
+from negolens.training.rollouts import buyer_sequence, step_stats
 
 
 def _records(model, n=4, **kw):
@@ -22,24 +22,70 @@ def _records(model, n=4, **kw):
                             RunConfig(max_turns=6, seed=3, **kw), progress=False)
 
 
-def test_env_mask_covers_exactly_the_buyers_own_tokens(tiny_llama):
+def test_env_mask_is_exactly_the_tokens_the_buyer_sampled(tiny_llama):
     recs = _records(tiny_llama)
     tok = tiny_llama.tokenizer
-    stops = set(tiny_llama.stop_ids())
     for rec in recs:
         prompt, completion, mask = buyer_sequence(tiny_llama, rec)
         assert len(completion) == len(mask) and mask[0] == 1  # the completion starts with the buyer's first reply
         assert "Write your first message" in tok.decode(prompt)
-        own = [t for t, m in zip(completion, mask) if m and t not in stops]
-        text = tok.decode(own)
+        masked = [t for t, m in zip(completion, mask) if m]
+        sampled = [i for t in rec["turns"] if t["role"] == "buyer" for i, f in zip(t["token_ids"], t["sampled"]) if f]
+        assert masked == sampled  # token in, token out: nothing re-tokenised from text
+        forced = [i for t in rec["turns"] if t["role"] == "buyer" for i, f in zip(t["token_ids"], t["sampled"])
+                  if not f]
+        assert forced and set(tok.encode("\nACTION:", add_special_tokens=False)) <= set(forced)
+        text = tok.decode(masked)
         for turn in rec["turns"]:
-            if turn["role"] == "buyer":
-                assert _generated_text(turn).replace(" ", "") in text.replace(" ", "")
-            elif turn["utterance"]:
+            if turn["role"] == "seller" and turn["utterance"]:
                 assert turn["utterance"].replace(" ", "") not in text.replace(" ", "")
-        n_buyer = sum(t["role"] == "buyer" for t in rec["turns"])
-        assert sum(1 for t, m in zip(completion, mask) if m and t in stops) == n_buyer  # each turn's end token
-        assert "blocked" not in text
+
+
+def test_every_buyer_turn_was_sampled_in_the_context_it_is_trained_in(tiny_llama):
+    """The prompt the agent read at each turn is a prefix of the training sequence, and the
+    turn's generated ids follow it there verbatim."""
+    from negolens.agents.prompts import system_prompt, view_ids
+    from negolens.agents.protocol import TurnRecord
+    from negolens.agents.scenarios import Scenario
+
+    for rec in _records(tiny_llama, n=3):
+        prompt, completion, _ = buyer_sequence(tiny_llama, rec)
+        full = prompt + completion
+        turns = [TurnRecord(**t) for t in rec["turns"]]
+        system = system_prompt(Scenario(**rec["scenario"]), "buyer")
+        for k, turn in enumerate(turns):
+            if turn.role != "buyer":
+                continue
+            read, _ = view_ids(tiny_llama, system, "buyer", turns[:k])
+            assert full[: len(read)] == read
+            own = [i for i in turn.token_ids if i not in tiny_llama.stop_ids()] or turn.token_ids
+            assert full[len(read): len(read) + len(own)] == own
+
+
+def test_view_ids_keeps_generated_digits_where_text_would_reformat(tiny_llama):
+    from negolens.agents.prompts import view_ids
+    from negolens.agents.protocol import TurnRecord
+
+    tok = tiny_llama.tokenizer
+    mine = tok.encode("Fine.\nACTION: offer $1250", add_special_tokens=False)
+    turns = [TurnRecord(0, "buyer", "Fine.", "offer", 1250.0, token_ids=mine, sampled=[1] * len(mine)),
+             TurnRecord(1, "seller", "No.", "counter", 1400.0)]
+    assert "$1,250" in turns[0].public_text()  # the text the seller reads is reformatted …
+    ids, trained = view_ids(tiny_llama, "SYS", "buyer", turns)
+    assert [i for i, t in zip(ids, trained) if t] == mine  # … the buyer reads and trains on its own ids
+    assert "$1,250" not in tok.decode(ids) and "$1,400" in tok.decode(ids)
+    blocked = TurnRecord(0, "buyer", "Fine.", "offer", 1250.0, blocked="over_budget", token_ids=mine,
+                         sampled=[1] * len(mine))
+    ids, trained = view_ids(tiny_llama, "SYS", "buyer", [blocked])
+    assert "[blocked: over budget]" in tok.decode(ids) and sum(trained) == len(mine)
+
+
+def test_buyer_sequence_refuses_records_without_token_ids(tiny_llama):
+    rec = _records(tiny_llama, n=1)[0]
+    for t in rec["turns"]:
+        t["token_ids"] = None
+    with pytest.raises(NegolensError, match="token_ids"):
+        buyer_sequence(tiny_llama, rec)
 
 
 def test_step_stats_reads_the_phase_quantities():

@@ -12,62 +12,53 @@ turn after turn, :func:`~negolens.agents.prompts.view_messages`) and split it:
   environment's ``[blocked: ...]`` annotations. Gradients flow only where the mask is 1.
 
 The buyer's hidden reasoning never reaches the seller (the protocol shows public text only).
-The sequence is re-tokenised from text, the usual choice for multi-turn RL with chat
-templates; the decoder's constrained tokens (forced ``ACTION:``, digit-only prices) are scored
-by the unconstrained policy, which also rewards keeping the format.
+Token in, token out: the buyer's turns are its decoder's own token ids
+(:func:`~negolens.agents.prompts.view_ids`), never re-tokenised from text — BPE is not a
+bijection and the action line is reformatted (``$1250`` → ``$1,250``), so re-tokenising would
+put the gradient on tokens the policy never produced (TRL issue #5224). The agent read its own
+earlier turns back as the same ids, so every trained token is scored in the context it was
+sampled in. Only tokens the policy chose (free text, the act, price digits, an end-of-turn it
+emitted) carry gradient; forced scaffolding (``\nACTION:``, the rest of an act's tokens, `` $``)
+does not.
 """
 
 from __future__ import annotations
 
 import traceback
 
-from negolens.agents.prompts import system_prompt, view_messages
-from negolens.agents.protocol import Act, TurnRecord, format_action
-from negolens.chat import tokens_overlapping
+from negolens.agents.prompts import system_prompt, view_ids
+from negolens.agents.protocol import TurnRecord
 from negolens.errors import NegolensError
 
 __all__ = ["buyer_sequence", "step_stats", "agent_errors", "check_agent_errors", "ErrorWitness"]
 
 
-def _generated_text(turn: dict) -> str:
-    """What the buyer itself produced in a turn (its public text minus environment notes)."""
-    act = Act(turn["act"]) if turn["act"] else None
-    line = format_action(act, turn["price"])
-    return f"{turn['utterance']}\n{line}" if turn["utterance"] else line
-
-
 def buyer_sequence(model, record: dict, role: str = "buyer") -> tuple[list[int], list[int], list[int]]:
-    """(prompt_ids, completion_ids, env_mask) for the ``role`` side of a finished dialogue record."""
+    """(prompt_ids, completion_ids, env_mask) for the ``role`` side of a finished dialogue record.
+
+    Raises
+    ------
+    NegolensError
+        When the record has no token ids for ``role`` (not played by an LLM agent of this
+        version) or no token that ``role``'s policy chose.
+    """
     from negolens.agents.scenarios import Scenario
 
     scenario = Scenario(**record["scenario"])
     personality = (record.get(role) or {}).get("personality", "fair")
     turns = [TurnRecord(**t) for t in record["turns"]]
-    msgs = view_messages(system_prompt(scenario, role, personality), role, [(t.role, t.public_text()) for t in turns])
-    chat = model.render(msgs)
-    stops = set(model.stop_ids())
-    offset = len(msgs) - len(turns)  # system (+ kick-off) messages before the dialogue turns
-    mask = [0] * len(chat)
-    first = None
-    for k, turn in enumerate(record["turns"]):
-        if turn["role"] != role:
-            continue
-        start, _ = chat.turn_spans[offset + k]
-        idx = tokens_overlapping(chat.offsets, start, start + len(_generated_text(turn)))
-        if not idx:
-            continue
-        first = idx[0] if first is None else first
-        for i in idx:
-            mask[i] = 1
-        end = chat.turn_token_range(offset + k)[1]
-        if end < len(chat) and chat.input_ids[end] in stops:  # the end-of-turn token it emitted
-            mask[end] = 1
-    if first is None:
+    if any(t.role == role and t.token_ids is None for t in turns):
+        raise NegolensError(f"dialogue {record.get('id')}: a {role} turn has no token_ids; GRPO trains on the "
+                            f"tokens an LLM agent generated, so play the rollouts with negolens' LLMAgent")
+    ids, trained = view_ids(model, system_prompt(scenario, role, personality), role, turns,
+                            add_generation_prompt=False)
+    chosen = [i for i, t in enumerate(trained) if t]
+    if not chosen:
         raise ValueError(f"dialogue {record.get('id')} has no {role} tokens to train on")
-    ids = chat.input_ids
+    first, stops = chosen[0], set(model.stop_ids())
     ends = [i for i in range(first, len(ids)) if ids[i] in stops]
-    last = ends[-1] if ends else len(ids) - 1  # drop the template's trailing newline
-    return ids[:first], ids[first : last + 1], mask[first : last + 1]
+    last = max(ends[-1] if ends else len(ids) - 1, chosen[-1])  # drop the template's trailing newline
+    return ids[:first], ids[first : last + 1], trained[first : last + 1]
 
 
 def step_stats(records: list[dict]) -> dict[str, float]:
