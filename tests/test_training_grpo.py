@@ -208,3 +208,38 @@ def test_run_grpo_trains_then_compares_start_and_final_on_held_out(tiny_dirs, tm
 
     held = {s.id for s in split_scenarios("builtin", "test")}
     assert {r["scenario"]["id"] for r in result.after} <= held
+
+
+def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
+    """The zopa curriculum trains on mutual-interest products widest-first, a seller list gives
+    whole groups one counterpart each, and the stall cost changes only the training reward."""
+    from negolens.training.environment import frac_zero_std, shaped_reward
+    from negolens.training.grpo import curriculum_order
+
+    scen = load_scenarios("builtin", 6)
+    conflict = scen[0].__class__(**{**scen[0].to_dict(), "id": "conflict", "seller_cost": scen[0].buyer_budget + 1})
+    order = curriculum_order(scen + [conflict], "zopa")
+    assert "conflict" not in [s.id for s in order] and len(order) == len(scen)
+    widths = [(s.buyer_budget - s.seller_cost) / s.buyer_budget for s in order]
+    assert widths == sorted(widths, reverse=True)
+    with pytest.raises(NegolensError, match="curriculum"):
+        GRPORunConfig(curriculum="hard-first")
+
+    start = str(tiny_dirs["llama"])
+    cfg = GRPORunConfig(model=start, steps=1, products_per_step=2, group_size=2, max_turns=4, save_every=1,
+                        max_utterance_tokens=6, seller="rule:aggressive,rule:passive", stall_cost=0.1,
+                        curriculum="zopa")
+    out = tmp_path / "levers"
+    train_grpo(negolens.load(start), cfg, scen, out, progress=False)
+    recs = [json.loads(x) for x in (out / "rollouts" / "step00001.jsonl").read_text().splitlines()]
+    sellers = [r["seller"]["personality"] for r in recs]
+    assert sellers[0] == sellers[1] and sellers[2] == sellers[3] and set(sellers) == {"aggressive", "passive"}
+    assert {r["scenario"]["id"] for r in recs} <= {s.id for s in order[:2]}  # widest zones first, not shuffled
+    for r in recs:
+        stalls = sum(t["role"] == "buyer" and t["act"] not in ("offer", "counter", "accept", "quit")
+                     for t in r["turns"])
+        assert r["training_reward"] == pytest.approx(r["metrics"]["reward"] - 0.1 * stalls)
+        assert shaped_reward(r, 0.0) == r["metrics"]["reward"]
+    step = read_steps(out)[0]
+    assert step["frac_reward_zero_std"] == frac_zero_std([r["training_reward"] for r in recs], 2)
+    assert step["shaped_reward"] <= step["reward"]

@@ -181,3 +181,29 @@ def test_qlora_trains_adapters_on_a_4bit_base_and_the_checkpoint_merges(tiny_dir
     assert delta > 0
     batch = tuned.batch([data[0].input_ids])
     assert torch.isfinite(tuned.logits(batch)).all()
+
+
+def test_limit_rules_make_human_numbers_hard_limits():
+    """``cover`` lifts every buyer's budget to what it paid and lowers every seller's cost to what
+    it took; ``drop`` keeps only dialogues where no one broke a limit; ``target`` changes nothing."""
+    from dataclasses import replace
+
+    from negolens.agents import example_transcripts
+    from negolens.training.data import human_limits, match_limits
+    from negolens.training.sft import SFTConfig
+
+    trs = example_transcripts(4)
+    trs = [replace(trs[0], deal_price=trs[0].scenario.buyer_budget * 1.2)] + trs[1:]
+    covered = match_limits(trs, "cover")
+    for before, after in zip(trs, covered):
+        top, bottom = human_limits(after)
+        assert top is None or top <= after.scenario.buyer_budget
+        assert bottom is None or bottom >= after.scenario.seller_cost
+        assert after.scenario.buyer_target == before.scenario.buyer_target  # the aim stays
+    assert covered[0].scenario.buyer_budget == pytest.approx(trs[0].scenario.buyer_budget * 1.2)
+    kept = match_limits(trs, "drop")
+    assert trs[0].id not in [t.id for t in kept]
+    assert all(human_limits(t)[0] is None or human_limits(t)[0] <= t.scenario.buyer_budget for t in kept)
+    assert match_limits(trs, "target") == trs
+    with pytest.raises(NegolensError, match="limits"):
+        SFTConfig(limits="wish")

@@ -25,7 +25,10 @@ from negolens.agents.protocol import Act, format_action
 IGNORE = -100
 
 
-__all__ = ["IGNORE", "Example", "protocol_turns", "build_examples", "first_examples", "collate"]
+__all__ = ["IGNORE", "LIMIT_RULES", "Example", "protocol_turns", "human_limits", "match_limits", "build_examples",
+           "first_examples", "collate"]
+
+LIMIT_RULES = ("target", "cover", "drop")
 
 
 @dataclass
@@ -39,15 +42,101 @@ class Example:
     role: str
 
 
-def protocol_turns(transcript) -> list[tuple[str, str]]:
-    """(role, public text with action line) for every turn of a human transcript."""
+def _acts(transcript) -> list[tuple[str, str, Act | None, float | None]]:
+    """(role, text, act, price) per turn of a human transcript, acts read from the text."""
     out, standing = [], None  # standing: (role, price) on the table
     for i, u in enumerate(transcript.turns):
         facing = standing[1] if standing and standing[0] != u.role else None
         act, price = infer_act(u.text, facing, first=i == 0)
         if act in (Act.OFFER, Act.COUNTER):
             standing = (u.role, price)
-        out.append((u.role, f"{u.text}\n{format_action(act, price)}"))
+        elif act is Act.ACCEPT:
+            price = facing
+        out.append((u.role, u.text, act, price))
+    return out
+
+
+def protocol_turns(transcript) -> list[tuple[str, str]]:
+    """(role, public text with action line) for every turn of a human transcript."""
+    return [(role, f"{text}\n{format_action(act, price)}")
+            for role, text, act, price in _acts(transcript)]
+
+
+def human_limits(transcript) -> tuple[float | None, float | None]:
+    """(the highest price the buyer offered or accepted, the lowest the seller offered or accepted).
+
+    Read from the acts in the text (:func:`~negolens.agents.parsing.infer_act`) and the
+    recorded deal price; ``None`` for a side that named no price.
+
+    Examples
+    --------
+    >>> from negolens.agents import example_transcripts
+    >>> human_limits(example_transcripts(1)[0])   # the buyer offered $245 and $280, the seller $315
+    (280.0, 315.0)
+    """
+    paid: dict[str, list[float]] = {"buyer": [], "seller": []}
+    for role, _text, act, price in _acts(transcript):
+        if act in (Act.OFFER, Act.COUNTER, Act.ACCEPT) and price is not None:
+            paid[role].append(price)
+    if transcript.deal_price is not None:
+        paid["buyer"].append(transcript.deal_price)
+        paid["seller"].append(transcript.deal_price)
+    return max(paid["buyer"], default=None), min(paid["seller"], default=None)
+
+
+def match_limits(transcripts, rule: str = "target") -> list:
+    """Make the private numbers in human dialogues mean what the environment means: hard limits.
+
+    Craigslist buyers were given a *target*, a wish they often paid beyond; the environment's
+    budget is a hard limit (an overshoot costs the whole reward), and its seller's cost a hard
+    floor. Training a buyer on "budget $X" followed by a human paying more than X teaches it
+    to overshoot.
+
+    Parameters
+    ----------
+    transcripts : list of Transcript
+    rule : str
+        ``target`` — as the data says (the budget is the buyer's target; AgreeMate's
+        convention). ``cover`` — raise each buyer's budget to the highest price that buyer
+        offered or accepted, and lower each seller's cost to the lowest price that seller
+        offered or accepted (:func:`human_limits`), so no human turn breaks its stated limit;
+        the aim (target) stays. ``drop`` — keep only dialogues where neither side broke its
+        stated limit.
+
+    Returns
+    -------
+    list of Transcript
+        New transcripts (the input is not changed).
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from negolens.agents import example_transcripts
+    >>> tr = replace(example_transcripts(1)[0], deal_price=330.0)   # the buyer paid $330, budget $315
+    >>> tr.scenario.buyer_budget, match_limits([tr], "cover")[0].scenario.buyer_budget
+    (315.0, 330.0)
+    >>> match_limits([tr], "drop"), len(match_limits([tr], "target"))
+    ([], 1)
+    """
+    from dataclasses import replace
+
+    from negolens.errors import choice
+
+    choice(rule, LIMIT_RULES, "limit rule")
+    if rule == "target":
+        return list(transcripts)
+    out = []
+    for tr in transcripts:
+        s = tr.scenario
+        top, bottom = human_limits(tr)
+        broke = (top is not None and top > s.buyer_budget) or (bottom is not None and bottom < s.seller_cost)
+        if rule == "drop":
+            if not broke:
+                out.append(tr)
+            continue
+        scenario = replace(s, buyer_budget=max(s.buyer_budget, top or 0.0),
+                           seller_cost=min(s.seller_cost, bottom if bottom is not None else s.seller_cost))
+        out.append(replace(tr, scenario=scenario))
     return out
 
 

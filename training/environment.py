@@ -44,7 +44,8 @@ class NegotiationRollout:
         from negolens.agents.factory import make_agent
 
         self.cfg, self.scenarios, self.tokenizer, self.out, self.path = cfg, scenarios, tokenizer, out, path
-        self.seller = make_agent(cfg.seller, "seller", models={}, fetch=True)
+        specs = [x.strip() for x in cfg.seller.split(",") if x.strip()]
+        self.sellers = [make_agent(spec, "seller", models={}, fetch=True) for spec in specs]
         (out / "rollouts").mkdir(parents=True, exist_ok=True)
 
     def __call__(self, prompts: list[str], trainer) -> dict:
@@ -57,39 +58,51 @@ class NegotiationRollout:
         policy = NegoModel(model, self.tokenizer, self.path, name=f"grpo-step{trainer.state.global_step}")
         buyer = ErrorWitness(LLMAgent(policy, "buyer", temperature=self.cfg.temperature,
                                       max_utterance_tokens=self.cfg.max_utterance_tokens))
-        seller = ErrorWitness(self.seller)
         per = self.cfg.group_size if len(set(prompts)) == len(prompts) else 1  # TRL may repeat each prompt G times
         scenarios = [self.scenarios[p] for p in prompts for _ in range(per)]
         step = trainer.state.global_step
         rank = trainer.accelerator.process_index  # distinct sampling seeds on every process
         run = RunConfig(max_turns=self.cfg.max_turns, seed=self.cfg.seed * 1_000_003 + step * 1_009 + rank,
                         batch_size=len(scenarios), regulated_seller=True)
+        groups = _seller_groups(len(scenarios), self.cfg.group_size, len(self.sellers), step)
         was_training = model.training
         model.eval()
+        records, witnesses = [None] * len(scenarios), []
         with torch.no_grad():
-            records = run_negotiations(scenarios, buyer, seller, run, progress=False)
+            for k, seller in enumerate(self.sellers):  # one batched run per counterpart
+                rows = [i for i, g in enumerate(groups) if g == k]
+                if not rows:
+                    continue
+                witnesses.append(ErrorWitness(seller))
+                played = run_negotiations([scenarios[i] for i in rows], buyer, witnesses[-1], run, progress=False)
+                played.sort(key=lambda r: r["id"])  # runner order is completion order; ids keep input order
+                for i, r in zip(rows, played):
+                    records[i] = r
         model.train(was_training)
-        records.sort(key=lambda r: r["id"])  # runner order is completion order; ids keep prompt order
-        for r in records:
-            r["id"], r["process"], r["step"] = f"s{step + 1}-p{rank}-{r['id']}", rank, step + 1
+        for i, r in enumerate(records):
+            r["id"], r["process"], r["step"] = f"s{step + 1}-p{rank}-{i:05d}-{r['scenario']['id']}", rank, step + 1
+            r["training_reward"] = shaped_reward(r, self.cfg.stall_cost)
         from accelerate.utils import gather_object
 
         everyone = gather_object(records)  # all processes' dialogues (one process: the same list)
-        stats = {"step": step + 1, **step_stats(everyone), "dialogues": len(everyone)}
+        stats = {"step": step + 1, **step_stats(everyone), "dialogues": len(everyone),
+                 "shaped_reward": float(sum(r["training_reward"] for r in everyone) / len(everyone)),
+                 "frac_reward_zero_std": frac_zero_std([r["training_reward"] for r in records], self.cfg.group_size)}
         if trainer.accelerator.is_main_process:
             self._log(step + 1, stats, everyone)
         for k, v in stats.items():
             if k not in ("step", "dialogues"):
                 trainer._metrics["train"][f"negotiation/{k}"].append(v)
         # logged first (steps.jsonl, rollouts/), then stopped: every process sees the same records
-        check_agent_errors(everyone, self.cfg.max_failure_share, step + 1, buyer.first or seller.first)
+        first = buyer.first or next((w.first for w in witnesses if w.first), None)
+        check_agent_errors(everyone, self.cfg.max_failure_share, step + 1, first)
         seqs = [buyer_sequence(policy, r) for r in records]
         return {
             "prompt_ids": [s[0] for s in seqs],
             "completion_ids": [s[1] for s in seqs],
             "logprobs": None,
             "env_mask": [s[2] for s in seqs],
-            "rlvr_reward": [r["metrics"]["reward"] for r in records],
+            "rlvr_reward": [r["training_reward"] for r in records],
         }
 
     def _log(self, step: int, stats: dict, records: list[dict]) -> None:
@@ -99,6 +112,41 @@ class NegotiationRollout:
             fh.write(json.dumps(stats) + "\n")
 
 
+def _seller_groups(n: int, group_size: int, n_sellers: int, step: int) -> list[int]:
+    """Per dialogue, the index of its counterpart: whole groups share one (advantages compare
+    the buyer's moves against the same seller), rotating over groups and steps."""
+    return [(i // group_size + step) % n_sellers for i in range(n)]
+
+
+def shaped_reward(record: dict, stall_cost: float) -> float:
+    """The training reward: the paper's RLVR reward minus ``stall_cost`` per buyer turn that
+    names no price (talk acts, reject). ``stall_cost=0`` (the default) is the paper's reward.
+
+    Examples
+    --------
+    >>> rec = {"metrics": {"reward": 0.0}, "turns": [{"role": "buyer", "act": "inform"},
+    ...        {"role": "seller", "act": "counter"}, {"role": "buyer", "act": "offer"}]}
+    >>> shaped_reward(rec, 0.05), shaped_reward(rec, 0.0)
+    (-0.05, 0.0)
+    """
+    stalls = sum(t["role"] == "buyer" and t["act"] not in ("offer", "counter", "accept", "quit")
+                 for t in record["turns"])
+    return float(record["metrics"]["reward"]) - stall_cost * stalls
+
+
+def frac_zero_std(rewards: list[float], group_size: int) -> float:
+    """Share of groups whose rewards are all equal (zero advantage: the step learns nothing from them).
+
+    Examples
+    --------
+    >>> frac_zero_std([0, 0, 1, 0], 2)
+    0.5
+    """
+    groups = [rewards[i : i + group_size] for i in range(0, len(rewards), group_size)]
+    return sum(max(g) - min(g) < 1e-9 for g in groups) / len(groups) if groups else float("nan")
+
+
 def rlvr_reward_func(prompts, completions, rlvr_reward, **_) -> list[float]:
-    """TRL reward function: the verifiable reward the environment computed during the rollout."""
+    """TRL reward function: the reward the environment computed during the rollout (the paper's
+    RLVR reward, minus the optional stall cost: :func:`shaped_reward`)."""
     return [float(r) for r in rlvr_reward]

@@ -47,6 +47,31 @@ __all__ = ["GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps"
            "rlvr_reward_func"]
 
 
+CURRICULA = ("none", "zopa")
+
+
+def curriculum_order(scenarios: list, curriculum: str) -> list:
+    """The training products in the order a curriculum presents them.
+
+    ``none``: as given (TRL shuffles them). ``zopa``: only mutual-interest products (budget >
+    cost), the widest zone of possible agreement relative to the budget first — the easy deals
+    before the hard ones.
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> s = builtin_scenarios()[:3]
+    >>> [x.id for x in curriculum_order(s, "zopa")] == sorted(
+    ...     [x.id for x in s], key=lambda i: -[(y.buyer_budget - y.seller_cost) / y.buyer_budget for y in s
+    ...                                        if y.id == i][0])
+    True
+    """
+    if curriculum == "none":
+        return list(scenarios)
+    mutual = [s for s in scenarios if s.buyer_budget > s.seller_cost]
+    return sorted(mutual, key=lambda s: -(s.buyer_budget - s.seller_cost) / s.buyer_budget)
+
+
 @dataclass
 class GRPORunConfig:
     """Settings of a GRPO run (every field is a ``negolens train grpo`` option).
@@ -58,7 +83,8 @@ class GRPORunConfig:
     """
 
     model: str = option(DEFAULT_MODEL, "starting buyer: zoo name or checkpoint (e.g. the SFT buyer)")
-    seller: str = option("rule", "regulated counterpart: rule[:personality] or MODEL spec")
+    seller: str = option("rule", "regulated counterpart: rule[:personality] or MODEL spec; a comma list gives each "
+                         "product's group one of them in turn (more diverse opponents)")
     source: str = option("amazon", "scenarios: amazon (its train/test split) | builtin (hashed 80/20 split) | craigslist")
     steps: int = option(40, "GRPO steps")
     products_per_step: int = option(2, "training products per step")
@@ -77,6 +103,11 @@ class GRPORunConfig:
     save_every: int = option(10, "checkpoint every N steps (a rerun resumes from the last)")
     eval_products: int = option(40, "held-out test products for the before/after evaluation (0: skip)")
     seed: int = option(0, "seed of the rollouts, the data order and the evaluation sample")
+    curriculum: str = option("none", "order of the training products: none (shuffled) | zopa (mutual-interest "
+                             "products only, widest zone of agreement (budget - cost) / budget first, not shuffled)")
+    stall_cost: float = option(0.0, "reward shaping, off by default: subtract this per buyer turn that names no "
+                               "price (talk acts, reject) from the TRAINING reward; steps.jsonl logs both, every "
+                               "evaluation reports the paper's unshaped reward")
     max_failure_share: float = option(0.5, "stop the run when more than this share of a step's rollouts end in an "
                                       "agent error (an exception, not a protocol failure); a step where every "
                                       "rollout failed always stops")
@@ -90,6 +121,10 @@ class GRPORunConfig:
             raise NegolensError("group_size must be at least 2: advantages are relative to the group")
         if self.dtype not in ("float32", "bfloat16"):
             raise NegolensError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
+        if self.curriculum not in CURRICULA:
+            raise NegolensError(f"curriculum must be one of {', '.join(CURRICULA)}, not {self.curriculum!r}")
+        if self.stall_cost < 0:
+            raise NegolensError(f"stall_cost must be at least 0, not {self.stall_cost}")
         if self.steps < 1 or self.products_per_step < 1 or self.save_every < 1:
             raise NegolensError("steps, products_per_step and save_every must be at least 1")
 
@@ -228,6 +263,9 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     if not overwrite and _check_steps(out, cfg) == cfg.steps:
         say(f"already trained: {out / 'final'} ({cfg.steps} steps, same settings); nothing to train")
         return out / "final"
+    scenarios = curriculum_order(scenarios, cfg.curriculum)
+    if not scenarios:
+        raise NegolensError("the curriculum left no training products (no mutual-interest product: budget > cost)")
     by_id = {s.id: s for s in scenarios}
     batch = cfg.products_per_step * cfg.group_size
     args = GRPOConfig(
@@ -238,6 +276,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         bf16=cfg.dtype == "bfloat16", use_cpu=_trains_on_cpu(model), disable_tqdm=not progress,
         lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, remove_unused_columns=False,
         gradient_checkpointing=False,  # small models: recomputation only costs time here
+        shuffle_dataset=cfg.curriculum == "none",
     )
     peft_config = None
     if cfg.mode == "lora":

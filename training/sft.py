@@ -28,7 +28,7 @@ from negolens.distributed import active_world, barrier
 from negolens.errors import NegolensError
 from negolens.paths import data_dir
 from negolens.runs import model_fingerprint, model_refs, start_run
-from negolens.training.data import IGNORE, Example, build_examples, collate, first_examples
+from negolens.training.data import IGNORE, LIMIT_RULES, Example, build_examples, collate, first_examples, match_limits
 from negolens.training.devices import (autocast, check_device, load_4bit, model_device, sum_across, sync_gradients,
                                        to_device)
 from negolens.zoo import DEFAULT_MODEL
@@ -71,6 +71,10 @@ class SFTConfig:
     lora_targets: tuple[str, ...] = option(LORA_TARGETS, "modules that get LoRA adapters")
     dtype: str = option("float32", "float32 | bfloat16 (autocast matmuls; weights and optimizer stay float32)")
     seed: int = option(0, "seed of the batch order and the adapter initialisation")
+    limits: str = option("target", "what the humans' private numbers become: target (as the data says: the "
+                         "buyer's budget is its target, which half of Craigslist buyers paid beyond) | cover "
+                         "(budget raised to what the buyer paid, cost lowered to what the seller took: no turn "
+                         "breaks its hard limit) | drop (only dialogues where nobody broke their limit)")
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "lora", "qlora"):
@@ -86,6 +90,8 @@ class SFTConfig:
                 "QLoRA needs a CUDA GPU: bitsandbytes' 4-bit layers do not run on the CPU. "
                 "Use --mode lora (same adapters, float base) or --mode full on this machine."
             )
+        if self.limits not in LIMIT_RULES:
+            raise NegolensError(f"limits must be one of {', '.join(LIMIT_RULES)}, not {self.limits!r}")
         if self.lr is None:
             self.lr = 3e-5 if self.mode == "full" else 2e-4
 
@@ -378,12 +384,12 @@ def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = Non
         from negolens.hooked import load
 
         model = load(config.model, device=device)
-    train = build_examples(model, load_transcripts("craigslist-test", config.train_dialogues, data), config.role,
-                           config.max_tokens)
-    held = first_examples(model, load_transcripts("craigslist-dev", None, data) if config.eval_examples else [],
-                           config.role, config.max_tokens, config.eval_examples)
+    dialogues = match_limits(load_transcripts("craigslist-test", None, data), config.limits)
+    train = build_examples(model, dialogues[: config.train_dialogues], config.role, config.max_tokens)
+    held = first_examples(model, match_limits(load_transcripts("craigslist-dev", None, data), config.limits)
+                          if config.eval_examples else [], config.role, config.max_tokens, config.eval_examples)
     say(f"{len(train)} training examples, {len(held)} held-out examples ({config.role}, {config.mode})")
-    notes = {"data": "craigslist_bargains/test.jsonl (train), validation_dev.jsonl (eval)"}
+    notes = {"data": f"craigslist_bargains/test.jsonl (train), validation_dev.jsonl (eval); limits: {config.limits}"}
     if not train:
         raise NegolensError("no training examples (all longer than max_tokens?)")
     path = _fit(model, config, train, held, out, progress, notes)
