@@ -10,14 +10,14 @@ import pandas as pd
 
 from negolens.figures.style import save, setup
 
-__all__ = ["checkpoint_curves", "PHASE_COLOURS"]
+__all__ = ["checkpoint_curves", "shade_phases", "PHASE_COLOURS"]
 
 PHASE_COLOURS = {"naive": "#9ecae1", "anchoring": "#fdae6b", "deadlock": "#bdbdbd", "persuasion": "#a1d99b",
                  "transition": "#f7f7f7"}
 """Shading colour of each phase (:data:`negolens.training.phases.PHASES`)."""
 
 
-def _shade(ax, phases: pd.DataFrame | None) -> None:
+def shade_phases(ax, phases: pd.DataFrame | None) -> None:
     """Shade each logged step's phase at the weights that played it (step k: after k − 1 updates)."""
     if phases is None or phases.empty:
         return
@@ -98,7 +98,7 @@ def checkpoint_curves(table: pd.DataFrame, phases: pd.DataFrame | None, path, to
     setup()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (name, curves) in zip(axes[0], panels):
-        _shade(ax, phases)
+        shade_phases(ax, phases)
         for label, df in curves:
             _band(ax, df, label)
         ax.set_title(name, fontsize=9)

@@ -5,22 +5,31 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from negolens.figures.checkpoints import PHASE_COLOURS, shade_phases
 from negolens.figures.style import save, setup
 
-RLVR_PANELS = (("reward", "mean reward"), ("deal_rate", "deal rate"), ("first_offer_budget_ratio", "first offer / budget"),
-               ("overshoot_rate", "overshoot rate"), ("length", "dialogue length (turns)"),
-               ("bargained_ratio", "deal price / list"))
+RLVR_PANELS = (("reward", "mean reward (paper's, unshaped)"), ("deal_rate", "deal rate"),
+               ("first_offer_budget_ratio", "first offer / budget"), ("overshoot_rate", "overshoot rate"),
+               ("length", "dialogue length (turns)"), ("bargained_ratio", "deal price / list"),
+               ("frac_reward_zero_std", "groups with equal rewards"), ("shaped_reward", "training reward (shaped)"))
 
 
-def rlvr_curves(steps: list[dict], path, smooth: int = 3):
-    """The RLVR paper's phase quantities per GRPO step (raw points and a running mean)."""
+def rlvr_curves(steps: list[dict], path, smooth: int = 3, max_turns: int | None = None):
+    """The RLVR paper's phase quantities per GRPO step (raw points and a running mean), each
+    step's phase (:func:`~negolens.training.phases.label_phases`) shaded behind every panel."""
+    from matplotlib.patches import Patch
+
+    from negolens.training.phases import label_phases
+
     setup()
     df = pd.DataFrame(steps)
-    fig, axes = plt.subplots(2, 3, figsize=(11, 5.6))
+    phases = label_phases(steps, max_turns=max_turns) if len(df) else None
+    fig, axes = plt.subplots(2, 4, figsize=(14, 5.6))
     for ax, (key, label) in zip(axes.ravel(), RLVR_PANELS):
-        if key not in df:
+        if key not in df or df[key].isna().all():
             ax.set_visible(False)
             continue
+        shade_phases(ax, phases)
         ax.plot(df.step, df[key], "o", ms=3, alpha=0.5)
         if len(df) >= smooth:
             ax.plot(df.step, df[key].rolling(smooth, min_periods=1).mean(), lw=1.8)
@@ -29,8 +38,12 @@ def rlvr_curves(steps: list[dict], path, smooth: int = 3):
         if key == "first_offer_budget_ratio":
             ax.axhline(1.0, color="tab:red", ls=":", lw=1)
     n = int(df["dialogues"].iloc[0]) if "dialogues" in df and len(df) else 0
-    fig.suptitle(f"RLVR buyer: per-step rollout statistics ({n} negotiations per step)", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle(f"RLVR buyer: per-step rollout statistics ({n} negotiations per step), phases shaded", fontsize=11)
+    if phases is not None:
+        seen = list(dict.fromkeys(phases.phase))
+        fig.legend([Patch(color=PHASE_COLOURS[p], alpha=0.5) for p in seen], seen, loc="lower center",
+                   ncol=len(seen), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return save(fig, path)
 
 

@@ -402,6 +402,11 @@ def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None 
     del model
     say(f"checkpoint: {final}")
     result = GRPOResult(final, read_steps(out))
+    if result.steps:
+        from negolens.training.phases import label_phases, phase_spans
+
+        spans = phase_spans(label_phases(result.steps, max_turns=config.max_turns))
+        say("phases: " + " -> ".join(f"{r.phase} ({r.start}-{r.end})" for r in spans.itertuples()))
     if not config.eval_products or os.environ.get("RANK", "0") != "0":  # evaluate once, on the main process
         return result
     held = split_scenarios(config.source, "test", config.eval_products, data=data, seed=config.seed)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from negolens.stats import bootstrap_ci
 
-__all__ = ["METRICS", "play", "paired_comparison", "format_comparison"]
+__all__ = ["METRICS", "play", "paired_comparison", "format_comparison", "interest", "buyer_table"]
 
 METRICS = ("reward", "deal", "overshoot", "bargained_ratio", "protocol_failure", "length")
 
@@ -155,3 +155,61 @@ def format_comparison(table: pd.DataFrame, before: str = "before", after: str = 
         lines.append(f"{r.metric:<18}{cell(r.before, r.before_ci):>24}{cell(r.after, r.after_ci):>24}"
                      f"{cell(r.diff, r.diff_ci):>26} (n={r.n_pairs})")
     return "\n".join(lines)
+
+
+def interest(record: dict) -> str:
+    """``"mutual"`` when the buyer's budget exceeds the seller's cost (a deal can help both), else
+    ``"conflict"`` (Xia et al. 2024 split AmazonHistoryPrice products the same way)."""
+    s = record["scenario"]
+    return "mutual" if s["buyer_budget"] > s["seller_cost"] else "conflict"
+
+
+def buyer_table(runs: dict[str, list[dict]], baseline: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """The goal table of a buyer evaluation: per run and product split, reward, deal rate and
+    overshoot with bootstrap CIs, and the paired reward difference against a baseline run.
+
+    Parameters
+    ----------
+    runs : dict of str to list of dict
+        Label (e.g. ``"GRPO vs rule"``) → the dialogue records of :func:`play`.
+    baseline : str, optional
+        The label every other run is paired with, scenario by scenario (same ids), for
+        ``d_reward`` (its CI is a bootstrap over the pairs).
+    seed : int
+        Seed of the bootstraps.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run``, ``split`` (``all`` | ``mutual`` | ``conflict``), ``n``, ``reward``,
+        ``reward_ci``, ``deal``, ``deal_ci``, ``overshoot``, ``overshoot_ci``, ``d_reward``,
+        ``d_reward_ci``, ``n_pairs`` (NaN without a baseline or for the baseline itself).
+
+    Examples
+    --------
+    >>> rec = lambda i, r, cost: {"id": i, "scenario": {"buyer_budget": 10.0, "seller_cost": cost},
+    ...                           "metrics": {"reward": r, "deal": 1.0, "overshoot": 0.0}}
+    >>> start = [rec("a", 0.0, 5.0), rec("b", -1.0, 12.0)]
+    >>> trained = [rec("a", 0.5, 5.0), rec("b", 0.0, 12.0)]
+    >>> t = buyer_table({"start": start, "trained": trained}, baseline="start")
+    >>> t.query("run == 'trained'")[["split", "n", "reward", "d_reward"]].values.tolist()
+    [['all', 2, 0.25, 0.75], ['mutual', 1, 0.5, 0.5], ['conflict', 1, 0.0, 1.0]]
+    """
+    base = {r["id"]: r["metrics"]["reward"] for r in runs.get(baseline, [])} if baseline else {}
+    rows = []
+    for label, records in runs.items():
+        for split in ("all", "mutual", "conflict"):
+            part = [r for r in records if split == "all" or interest(r) == split]
+            if not part:
+                continue
+            row = {"run": label, "split": split, "n": len(part)}
+            for m in ("reward", "deal", "overshoot"):
+                v = [r["metrics"][m] for r in part if r["metrics"][m] is not None]
+                row[m], row[f"{m}_ci"] = _mean(v), bootstrap_ci(v, seed=seed)
+            pairs = [r["metrics"]["reward"] - base[r["id"]] for r in part if r["id"] in base]
+            use = bool(pairs) and label != baseline
+            row["d_reward"] = _mean(pairs) if use else float("nan")
+            row["d_reward_ci"] = bootstrap_ci(pairs, seed=seed) if use else (float("nan"), float("nan"))
+            row["n_pairs"] = len(pairs) if use else 0
+            rows.append(row)
+    return pd.DataFrame(rows)
