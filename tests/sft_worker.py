@@ -1,4 +1,5 @@
-"""Run by tests/test_training_sft_parallel.py under ``torchrun --nproc-per-node 2``: data-parallel SFT."""
+"""Run by tests/test_training_sft_parallel.py under ``torchrun --nproc-per-node 2``: data-parallel SFT
+(``BASE OUT [MODE ddp|fsdp]``)."""
 
 import sys
 
@@ -10,8 +11,10 @@ from negolens.training.sft import SFTConfig, train_sft
 
 if __name__ == "__main__":
     base, out = sys.argv[1], sys.argv[2]
+    mode, fsdp = (sys.argv[3], sys.argv[4] == "fsdp") if len(sys.argv) > 4 else ("lora", False)
     with sharded():
         model = negolens.load(base, device="cpu")
         examples = build_examples(model, example_transcripts(6), "buyer")
-        cfg = SFTConfig(model=base, steps=3, batch_size=4, eval_every=3, lr=1e-3)
+        cfg = SFTConfig(model=base, steps=3, batch_size=4, eval_every=3, lr=1e-3 if mode == "lora" else 1e-4,
+                        mode=mode, fsdp=fsdp)
         train_sft(model, cfg, examples, examples[:2], out, progress=False)

@@ -12,8 +12,10 @@ Entry points, one call each, returning their result:
 
 Building blocks: :func:`build_examples` and :func:`train_sft` (SFT on examples you choose),
 :func:`train_grpo` and :func:`read_steps` (GRPO on scenarios you choose, its per-step log),
-:func:`play`, :func:`paired_comparison` and :func:`format_comparison` (held-out, paired
-evaluation of any two buyers, :mod:`~negolens.training.heldout`). Modules:
+:func:`play`, :func:`paired_comparison`, :func:`format_comparison` and :func:`buyer_table`
+(held-out, paired evaluation of buyers, split by mutual / conflicting interest,
+:mod:`~negolens.training.heldout`); :func:`match_limits` (human budgets made hard limits for
+SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers). Modules:
 :mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
 :mod:`~negolens.training.rollouts`, :mod:`~negolens.training.grpo`,
 :mod:`~negolens.training.heldout`, :mod:`~negolens.training.bench`.
@@ -26,9 +28,10 @@ evaluation of any two buyers, :mod:`~negolens.training.heldout`). Modules:
 >>> result = run_sft(SFTConfig.quick(role="buyer"), "results/sft-buyer")  # doctest: +SKIP
 """
 
-from negolens.training.data import Example, build_examples, protocol_turns
-from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
-from negolens.training.heldout import format_comparison, paired_comparison, play
+from negolens.training.data import Example, build_examples, human_limits, match_limits, protocol_turns
+from negolens.training.environment import frac_zero_std, shaped_reward
+from negolens.training.grpo import GRPOResult, GRPORunConfig, curriculum_order, read_steps, run_grpo, train_grpo
+from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
 from negolens.training.phases import PHASES, PhaseRules, label_phases, phase_spans
 from negolens.training.rollouts import buyer_sequence, step_stats
 from negolens.training.sft import SFTConfig, SFTResult, run_sft, train_sft
@@ -37,4 +40,5 @@ __all__ = [
     "SFTConfig", "SFTResult", "run_sft", "train_sft", "build_examples", "protocol_turns", "Example",
     "GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "buyer_sequence", "step_stats",
     "play", "paired_comparison", "format_comparison", "PHASES", "PhaseRules", "label_phases", "phase_spans",
+    "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std", "buyer_table", "interest",
 ]

@@ -120,3 +120,57 @@ def sync_gradients(params) -> None:
             p.grad = torch.zeros_like(p)
         dist.all_reduce(p.grad)
 
+
+
+def is_sharded(hf) -> bool:
+    """Whether ``hf`` is wrapped by FSDP2 (:func:`shard_model`)."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # pragma: no cover - torch without FSDP2
+        return False
+    return isinstance(hf, FSDPModule)
+
+
+def shard_model(hf) -> None:
+    """Shard ``hf`` across the processes with FSDP2 (``torch.distributed.fsdp.fully_shard``), in place.
+
+    Every decoder layer is its own unit (its parameters are gathered just before it runs and
+    freed after), the rest — embeddings, final norm, output head (tied or not) — is the root
+    unit. Each process then holds 1/N of the parameters, gradients and optimizer state: for a
+    model whose training state does not fit one GPU. Gradients are reduce-scattered (averaged)
+    by FSDP itself. Call it inside an initialised process group, before building the optimizer.
+
+    Raises
+    ------
+    NegolensError
+        When the model has no ``get_decoder().layers`` to shard.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    from negolens.errors import NegolensError
+
+    base = hf.get_base_model() if hasattr(hf, "get_base_model") else hf
+    layers = getattr(base.get_decoder(), "layers", None)
+    if layers is None:
+        raise NegolensError(f"cannot shard {type(base).__name__}: its decoder has no .layers; train without --fsdp")
+    for layer in layers:
+        fully_shard(layer)
+    fully_shard(hf)
+
+
+def full_state_dict(hf) -> dict | None:
+    """The whole model's state dict gathered from its FSDP shards onto the CPU of the main process
+    (``None`` elsewhere); every process must call it. Unsharded: ``None`` (save as usual)."""
+    if not is_sharded(hf):
+        return None
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    sd = get_model_state_dict(hf, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if dist.get_rank() != 0:
+        return None
+    config = hf.config.get_text_config() if hasattr(hf.config, "get_text_config") else hf.config
+    if getattr(config, "tie_word_embeddings", False):  # a tied head is saved once, as the embedding
+        tied = getattr(hf, "_tied_weights_keys", None) or {}
+        sd = {k: v for k, v in sd.items() if k not in tied}
+    return sd

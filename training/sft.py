@@ -29,8 +29,8 @@ from negolens.errors import NegolensError
 from negolens.paths import data_dir
 from negolens.runs import model_fingerprint, model_refs, start_run
 from negolens.training.data import IGNORE, LIMIT_RULES, Example, build_examples, collate, first_examples, match_limits
-from negolens.training.devices import (autocast, check_device, load_4bit, model_device, sum_across, sync_gradients,
-                                       to_device)
+from negolens.training.devices import (autocast, check_device, full_state_dict, is_sharded, load_4bit, model_device,
+                                       shard_model, sum_across, sync_gradients, to_device)
 from negolens.zoo import DEFAULT_MODEL
 
 __all__ = ["LORA_TARGETS", "ROLES", "SFTConfig", "SFTResult", "run_sft", "train_sft", "target_loss", "eval_loss",
@@ -71,7 +71,10 @@ class SFTConfig:
     lora_targets: tuple[str, ...] = option(LORA_TARGETS, "modules that get LoRA adapters")
     dtype: str = option("float32", "float32 | bfloat16 (autocast matmuls; weights and optimizer stay float32)")
     seed: int = option(0, "seed of the batch order and the adapter initialisation")
-    limits: str = option("target", "what the humans' private numbers become: target (as the data says: the "
+    fsdp: bool = option(False, "with several processes (accelerate launch / torchrun): shard parameters, gradients "
+                        "and optimizer state across them (FSDP2) instead of a full model copy per process — for "
+                        "models whose training state does not fit one GPU")
+    limits: str = option("cover", "what the humans' private numbers become: target (as the data says: the "
                          "buyer's budget is its target, which half of Craigslist buyers paid beyond) | cover "
                          "(budget raised to what the buyer paid, cost lowered to what the seller took: no turn "
                          "breaks its hard limit) | drop (only dialogues where nobody broke their limit)")
@@ -149,9 +152,12 @@ def target_loss(hf, ids, labels, mask) -> torch.Tensor:
         When the batch is not on the model's device (:func:`check_device`).
     """
     check_device(hf, ids, labels, mask)
+    pred_at = labels[:, 1:] != IGNORE  # position t predicts token t+1
+    if is_sharded(hf):  # FSDP gathers the head's weights in the root forward only: full logits there
+        logits = hf(input_ids=ids, attention_mask=mask).logits[:, :-1][pred_at].float()
+        return torch.nn.functional.cross_entropy(logits, labels[:, 1:][pred_at])
     base = hf.get_base_model() if hasattr(hf, "get_base_model") else hf
     hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, T, D]
-    pred_at = labels[:, 1:] != IGNORE  # position t predicts token t+1
     h = hidden[:, :-1][pred_at]  # [N, D]
     logits = base.get_output_embeddings()(h).float()
     return torch.nn.functional.cross_entropy(logits, labels[:, 1:][pred_at])
@@ -269,12 +275,15 @@ def _fit(model, cfg: SFTConfig, train: list[Example], eval_set: list[Example], o
     rng = random.Random(cfg.seed)
     hf = _prepare(model, cfg)
     device = model_device(hf)  # batches follow the model (a QLoRA base may sit on another device)
+    w = active_world()  # data parallel inside negolens.distributed.sharded(): each process a share of each batch
+    fsdp = cfg.fsdp and w.size > 1
+    if fsdp:
+        shard_model(hf)  # before the optimizer: it must hold the shards
     params = [p for p in hf.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
     curve = [{"step": 0, "eval_loss": eval_loss(hf, eval_set, model.pad_id)}] if eval_set else []
     order, seen, t0, tokens = [], 0, time.perf_counter(), 0
-    w = active_world()  # data parallel inside negolens.distributed.sharded(): each process a share of each batch
     if cfg.batch_size < w.size:
         raise NegolensError(f"batch_size {cfg.batch_size} is smaller than the {w.size} processes: each needs a row")
     for step in tqdm(range(1, cfg.steps + 1), desc="sft", disable=not progress or not w.main):
@@ -287,8 +296,9 @@ def _fit(model, cfg: SFTConfig, train: list[Example], eval_set: list[Example], o
         with autocast(cfg.dtype, device):
             loss = target_loss(hf, ids, labels, mask) * (share / total)  # this share of the batch mean
         opt.zero_grad()
-        loss.backward()
-        sync_gradients(params)  # sum of the shares: the whole batch's gradient in every process
+        (loss * w.size if fsdp else loss).backward()  # FSDP averages the shards' gradients: undo the 1/N
+        if not fsdp:
+            sync_gradients(params)  # sum of the shares: the whole batch's gradient in every process
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
@@ -298,21 +308,22 @@ def _fit(model, cfg: SFTConfig, train: list[Example], eval_set: list[Example], o
             curve.append({"step": step, "train_loss": sum_across(loss.detach(), device),
                           "eval_loss": eval_loss(hf, eval_set, model.pad_id)})
     seconds = time.perf_counter() - t0
+    state = full_state_dict(hf)  # FSDP: every process sends its shards to the main one
     if not w.main:  # the main process writes the checkpoint
         barrier()
         return Path(out)
-    saved = _save(model, hf, cfg, out, curve, {"train_examples": len(train), "eval_examples": len(eval_set),
+    saved = _save(model, hf, cfg, out, curve, state, {"train_examples": len(train), "eval_examples": len(eval_set),
                                             "examples_seen": seen, "tokens_per_s": tokens / seconds, "seconds": seconds,
-                                            "processes": w.size, **(notes or {})})
+                                            "processes": w.size, "fsdp": fsdp, **(notes or {})})
     barrier()
     return saved
 
 
-def _save(model, hf, cfg: SFTConfig, out, curve, stats) -> Path:
+def _save(model, hf, cfg: SFTConfig, out, curve, state, stats) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     hf.eval()
-    hf.save_pretrained(out)
+    hf.save_pretrained(out, **({"state_dict": state} if state is not None else {}))
     model.tokenizer.save_pretrained(out)
     if cfg.mode != "full":  # the adapter must find its base by a reference negolens can load
         path = out / "adapter_config.json"
