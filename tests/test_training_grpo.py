@@ -1,6 +1,7 @@
 """GRPO buyer on tiny models: multi-turn masks, a real TRL step, checkpoints, resume, evaluation."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,6 +115,9 @@ def test_grpo_trains_checkpoints_and_resumes(tiny_dirs, tmp_path):
     assert [s["step"] for s in steps] == [1, 2] and all(s["dialogues"] == 4 for s in steps)
     assert len((out / "rollouts" / "step00001.jsonl").read_text().splitlines()) == 4
     assert (out / "checkpoint-2").is_dir()
+    for point in ("checkpoint-1", "checkpoint-2", "final"):  # every adapter names the buyer it was trained from
+        conf = json.loads((out / point / "adapter_config.json").read_text())
+        assert conf["base_model_name_or_path"] == str(Path(start).resolve())
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert "negotiation/reward" in state["log_history"][0]
     trained, base = negolens.load(final), negolens.load(start)
@@ -243,3 +247,25 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
     step = read_steps(out)[0]
     assert step["frac_reward_zero_std"] == frac_zero_std([r["training_reward"] for r in recs], 2)
     assert step["shaped_reward"] <= step["reward"]
+
+
+def test_checkpoints_of_a_run_from_an_sft_adapter_load_as_the_trained_policy(tiny_dirs, tmp_path):
+    """TRL writes the adapter's base as the model the starting buyer was merged from; negolens
+    points every checkpoint at the starting buyer itself, so a checkpoint loads as the policy."""
+    from negolens.agents import example_transcripts
+    from negolens.training.data import build_examples
+    from negolens.training.sft import SFTConfig, train_sft
+
+    base = str(tiny_dirs["llama"])
+    model = negolens.load(base)
+    sft = train_sft(model, SFTConfig(model=base, steps=1, batch_size=2, eval_examples=0),
+                    build_examples(model, example_transcripts(2), "buyer"), [], tmp_path / "sft", progress=False)
+    cfg = GRPORunConfig(model=str(sft), steps=1, products_per_step=1, group_size=2, max_turns=2, save_every=1,
+                        max_utterance_tokens=4)
+    out = tmp_path / "grpo"
+    final = train_grpo(negolens.load(str(sft)), cfg, load_scenarios("builtin", 2), out, progress=False)
+    for point in (out / "checkpoint-1", final):
+        conf = json.loads((point / "adapter_config.json").read_text())
+        assert conf["base_model_name_or_path"] == str(Path(sft).resolve())
+    a, b = negolens.load(str(out / "checkpoint-1")), negolens.load(str(final))
+    assert all(torch.equal(x, y) for x, y in zip(a.hf.parameters(), b.hf.parameters()))

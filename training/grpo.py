@@ -290,6 +290,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         model=model.hf, reward_funcs=[rlvr_reward_func], args=args, train_dataset=Dataset.from_list(rows),
         processing_class=model.tokenizer, peft_config=peft_config,
         rollout_func=NegotiationRollout(cfg, by_id, model.tokenizer, out, model.path),
+        callbacks=[_start_model_callback(out, cfg.model)],
     )
     last = _last_checkpoint(out) if resume else None
     if last is not None:
@@ -302,16 +303,48 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     if not trainer.accelerator.is_main_process:
         return final
     model.tokenizer.save_pretrained(final)
-    if cfg.mode == "lora":  # the adapter's base is the starting buyer, loadable by negolens
-        conf_path = final / "adapter_config.json"
-        conf = json.loads(conf_path.read_text())
-        conf["base_model_name_or_path"] = str(Path(cfg.model).resolve()) if Path(cfg.model).exists() else cfg.model
-        conf_path.write_text(json.dumps(conf, indent=2))
+    point_adapter_at(final, cfg.model)
     manifest = {"kind": "grpo", "base_model": cfg.model, "config": to_dict(cfg), "seconds": seconds,
                 "resumed_from": str(last) if last else None, "steps": read_steps(out),
                 "data": f"{cfg.source} train split ({len(scenarios)} products)"}
     (final / "negolens_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return final
+
+
+def point_adapter_at(folder: str | Path, start: str) -> None:
+    """Make a LoRA checkpoint's adapter name the model it was trained on: the starting buyer
+    ``start`` (e.g. an SFT checkpoint), not the base model that starting buyer was merged from
+    (what TRL writes), so :func:`negolens.load` rebuilds the trained policy. No-op for a full
+    checkpoint.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "smollm2"}))
+    >>> point_adapter_at(d, "smollm2-135m-instruct")
+    >>> json.loads((d / "adapter_config.json").read_text())["base_model_name_or_path"]
+    'smollm2-135m-instruct'
+    """
+    path = Path(folder) / "adapter_config.json"
+    if not path.is_file():
+        return
+    conf = json.loads(path.read_text())
+    conf["base_model_name_or_path"] = str(Path(start).resolve()) if Path(start).exists() else start
+    path.write_text(json.dumps(conf, indent=2))
+
+
+def _start_model_callback(out: Path, start: str):
+    """A TRL callback that points every saved checkpoint's adapter at the starting buyer."""
+    from transformers import TrainerCallback
+
+    class PointAdapters(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                point_adapter_at(out / f"checkpoint-{state.global_step}", start)
+
+    return PointAdapters()
 
 
 def _trains_on_cpu(model) -> bool:
