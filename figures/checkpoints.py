@@ -17,12 +17,19 @@ PHASE_COLOURS = {"naive": "#9ecae1", "anchoring": "#fdae6b", "deadlock": "#bdbdb
 """Shading colour of each phase (:data:`negolens.training.phases.PHASES`)."""
 
 
-def shade_phases(ax, phases: pd.DataFrame | None) -> None:
-    """Shade each logged step's phase at the weights that played it (step k: after k − 1 updates)."""
+def shade_phases(ax, phases: pd.DataFrame | None, at_weights: bool = True) -> None:
+    """Shade each logged step's phase behind ``ax``.
+
+    ``at_weights``: the x axis counts optimizer updates (checkpoints), so rollout step k, played
+    by the weights after k − 1 updates, is shaded at x = k − 1; otherwise the x axis is the
+    rollout step itself and step k is shaded at x = k.
+    """
     if phases is None or phases.empty:
         return
+    shift = 1 if at_weights else 0
     for step, phase in zip(phases.step.astype(int), phases.phase):
-        ax.axvspan(step - 1.5, step - 0.5, color=PHASE_COLOURS.get(phase, "white"), alpha=0.5, lw=0, zorder=0)
+        ax.axvspan(step - shift - 0.5, step - shift + 0.5, color=PHASE_COLOURS.get(phase, "white"), alpha=0.5, lw=0,
+                   zorder=0)
 
 
 def _band(ax, df: pd.DataFrame, label: str) -> None:

@@ -29,7 +29,7 @@ def rlvr_curves(steps: list[dict], path, smooth: int = 3, max_turns: int | None 
         if key not in df or df[key].isna().all():
             ax.set_visible(False)
             continue
-        shade_phases(ax, phases)
+        shade_phases(ax, phases, at_weights=False)
         ax.plot(df.step, df[key], "o", ms=3, alpha=0.5)
         if len(df) >= smooth:
             ax.plot(df.step, df[key].rolling(smooth, min_periods=1).mean(), lw=1.8)

@@ -6,7 +6,7 @@ from negolens.agents.runner import RunConfig
 from negolens.analysis import AblationConfig
 from negolens.cli.study import Study, StudyConfig
 from negolens.probes import AttentionConfig, ProbeConfig
-from negolens.training import GRPORunConfig, SFTConfig
+from negolens.training import RECIPE, GRPORunConfig, SFTConfig
 
 
 def test_conditions_cover_the_matrix_personalities_and_cot(tmp_path):
@@ -36,7 +36,9 @@ def test_quick_preset_is_composed_from_the_components_presets():
     assert _changed(q.probes).keys() - _changed(ProbeConfig.quick()).keys() <= {"seed"}
     assert _changed(q.ablation).keys() - _changed(AblationConfig.quick()).keys() <= {"metric", "top", "seed"}
     assert _changed(q.grpo).keys() - _changed(GRPORunConfig.quick()).keys() <= {
-        "steps", "products_per_step", "group_size", "eval_products", "max_turns", "seed"}
+        "steps", "products_per_step", "group_size", "eval_products", "max_turns", "seed", *RECIPE}
+    # every preset trains the buyer with the README's evidence-run levers
+    assert all(getattr(c.grpo, k) == v for c in (q, StudyConfig(), StudyConfig.gpu_preset()) for k, v in RECIPE.items())
     assert q.negotiation == RunConfig(max_turns=4, seed=3)
     # the study seed reaches every component that has one
     assert {q.sft.seed, q.attention.seed, q.probes.seed, q.ablation.seed, q.grpo.seed} == {3}

@@ -43,7 +43,7 @@ from negolens.zoo import DEFAULT_MODEL
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "NegotiationRollout",
+__all__ = ["RECIPE", "GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "NegotiationRollout",
            "rlvr_reward_func"]
 
 
@@ -70,6 +70,11 @@ def curriculum_order(scenarios: list, curriculum: str) -> list:
         return list(scenarios)
     mutual = [s for s in scenarios if s.buyer_budget > s.seller_cost]
     return sorted(mutual, key=lambda s: -(s.buyer_budget - s.seller_cost) / s.buyer_budget)
+
+
+RECIPE = {"curriculum": "zopa", "stall_cost": 0.05, "max_utterance_tokens": 8}
+"""The levers of the README's evidence runs (``GRPORunConfig(**RECIPE)``); the study trains its
+buyer with them. Plain ``GRPORunConfig()`` keeps them off (no shaping by default)."""
 
 
 @dataclass

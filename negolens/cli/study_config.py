@@ -14,7 +14,7 @@ from negolens.analysis import AblationConfig
 from negolens.cli.options import with_preset
 from negolens.config import option
 from negolens.probes import AttentionConfig, ProbeConfig
-from negolens.training import GRPORunConfig, SFTConfig
+from negolens.training import RECIPE, GRPORunConfig, SFTConfig
 from negolens.zoo import DEFAULT_MODEL
 
 __all__ = ["StudyConfig", "PRESETS", "apply_preset"]
@@ -42,7 +42,7 @@ class StudyConfig:
     ablation: AblationConfig = field(default_factory=lambda: AblationConfig(
         metric="offer", kind="zero", n=8, max_tokens=384, offer_heads="top", top=5, rerun_n=12))
     grpo: GRPORunConfig = field(default_factory=lambda: GRPORunConfig(
-        steps=8, products_per_step=2, group_size=4, eval_products=16, max_turns=8, save_every=4))
+        steps=8, products_per_step=2, group_size=4, eval_products=16, max_turns=8, save_every=4, **RECIPE))
 
     def __post_init__(self) -> None:
         for part in (self.sft, self.negotiation, self.attention, self.probes, self.ablation, self.grpo):
@@ -60,7 +60,8 @@ class StudyConfig:
                    negotiation=RunConfig(max_turns=4),
                    attention=AttentionConfig.quick(), probes=ProbeConfig.quick(),
                    ablation=AblationConfig.quick(metric="offer", top=base.ablation.top),
-                   grpo=GRPORunConfig.quick(steps=2, products_per_step=1, group_size=2, eval_products=3, max_turns=4),
+                   grpo=GRPORunConfig.quick(steps=2, products_per_step=1, group_size=2, eval_products=3, max_turns=4,
+                                            **RECIPE),
                    **{"preset": "quick", **kw})
 
     @classmethod
@@ -103,7 +104,7 @@ class StudyConfig:
                                            max_tokens=base.ablation.max_tokens, offer_heads="all",
                                            top=base.ablation.top, rerun_n=64),
                    grpo=GRPORunConfig(steps=300, products_per_step=4, group_size=8, eval_products=100,
-                                      max_turns=base.grpo.max_turns, save_every=25),
+                                      max_turns=base.grpo.max_turns, save_every=25, **RECIPE),
                    **kw)
 
 
