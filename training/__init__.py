@@ -30,7 +30,8 @@ SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers). Mod
 
 from negolens.training.data import Example, build_examples, human_limits, match_limits, protocol_turns
 from negolens.training.environment import frac_zero_std, shaped_reward
-from negolens.training.grpo import RECIPE, GRPOResult, GRPORunConfig, curriculum_order, read_steps, run_grpo, train_grpo
+from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
+from negolens.training.recipe import RECIPE, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
 from negolens.training.phases import PHASES, PhaseRules, label_phases, phase_spans
 from negolens.training.rollouts import buyer_sequence, step_stats

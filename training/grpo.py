@@ -36,7 +36,9 @@ from negolens.config import option, to_dict
 from negolens.errors import NegolensError
 from negolens.paths import data_dir
 from negolens.runs import model_fingerprint, model_refs, refuse_file, start_run
+from negolens.training.adapters import point_adapter_at, start_model_callback
 from negolens.training.environment import NegotiationRollout, rlvr_reward_func
+from negolens.training.recipe import CURRICULA, RECIPE, curriculum_order
 from negolens.training.sft import LORA_TARGETS
 from negolens.zoo import DEFAULT_MODEL
 
@@ -45,36 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RECIPE", "GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "NegotiationRollout",
            "rlvr_reward_func"]
-
-
-CURRICULA = ("none", "zopa")
-
-
-def curriculum_order(scenarios: list, curriculum: str) -> list:
-    """The training products in the order a curriculum presents them.
-
-    ``none``: as given (TRL shuffles them). ``zopa``: only mutual-interest products (budget >
-    cost), the widest zone of possible agreement relative to the budget first — the easy deals
-    before the hard ones.
-
-    Examples
-    --------
-    >>> from negolens.agents.builtin import builtin_scenarios
-    >>> s = builtin_scenarios()[:3]
-    >>> [x.id for x in curriculum_order(s, "zopa")] == sorted(
-    ...     [x.id for x in s], key=lambda i: -[(y.buyer_budget - y.seller_cost) / y.buyer_budget for y in s
-    ...                                        if y.id == i][0])
-    True
-    """
-    if curriculum == "none":
-        return list(scenarios)
-    mutual = [s for s in scenarios if s.buyer_budget > s.seller_cost]
-    return sorted(mutual, key=lambda s: -(s.buyer_budget - s.seller_cost) / s.buyer_budget)
-
-
-RECIPE = {"curriculum": "zopa", "stall_cost": 0.05, "max_utterance_tokens": 8}
-"""The levers of the README's evidence runs (``GRPORunConfig(**RECIPE)``); the study trains its
-buyer with them. Plain ``GRPORunConfig()`` keeps them off (no shaping by default)."""
 
 
 @dataclass
@@ -295,7 +267,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         model=model.hf, reward_funcs=[rlvr_reward_func], args=args, train_dataset=Dataset.from_list(rows),
         processing_class=model.tokenizer, peft_config=peft_config,
         rollout_func=NegotiationRollout(cfg, by_id, model.tokenizer, out, model.path),
-        callbacks=[_start_model_callback(out, cfg.model)],
+        callbacks=[start_model_callback(out, cfg.model)],
     )
     last = _last_checkpoint(out) if resume else None
     if last is not None:
@@ -314,42 +286,6 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
                 "data": f"{cfg.source} train split ({len(scenarios)} products)"}
     (final / "negolens_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return final
-
-
-def point_adapter_at(folder: str | Path, start: str) -> None:
-    """Make a LoRA checkpoint's adapter name the model it was trained on: the starting buyer
-    ``start`` (e.g. an SFT checkpoint), not the base model that starting buyer was merged from
-    (what TRL writes), so :func:`negolens.load` rebuilds the trained policy. No-op for a full
-    checkpoint.
-
-    Examples
-    --------
-    >>> import json, tempfile
-    >>> from pathlib import Path
-    >>> d = Path(tempfile.mkdtemp())
-    >>> _ = (d / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "smollm2"}))
-    >>> point_adapter_at(d, "smollm2-135m-instruct")
-    >>> json.loads((d / "adapter_config.json").read_text())["base_model_name_or_path"]
-    'smollm2-135m-instruct'
-    """
-    path = Path(folder) / "adapter_config.json"
-    if not path.is_file():
-        return
-    conf = json.loads(path.read_text())
-    conf["base_model_name_or_path"] = str(Path(start).resolve()) if Path(start).exists() else start
-    path.write_text(json.dumps(conf, indent=2))
-
-
-def _start_model_callback(out: Path, start: str):
-    """A TRL callback that points every saved checkpoint's adapter at the starting buyer."""
-    from transformers import TrainerCallback
-
-    class PointAdapters(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                point_adapter_at(out / f"checkpoint-{state.global_step}", start)
-
-    return PointAdapters()
 
 
 def _trains_on_cpu(model) -> bool:
