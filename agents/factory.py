@@ -104,11 +104,11 @@ def make_agent(spec: str, role: str, *, models: dict, dtype: str = "float32", te
 
 
 def as_agent(agent, role: str, *, models: dict, dtype: str = "float32", temperature: float = 0.0,
-             device: str = "auto"):
+             device: str = "auto", max_utterance_tokens: int = 40):
     """An agent for ``role`` from a loaded model, a spec string, or an agent (returned as is).
 
-    ``dtype``, ``temperature`` and ``device`` apply to agents built from spec strings (see
-    :func:`make_agent`).
+    ``dtype`` and ``device`` apply to agents built from spec strings, ``temperature`` and
+    ``max_utterance_tokens`` to every LLM agent built here (see :func:`make_agent`).
 
     Examples
     --------
@@ -120,9 +120,10 @@ def as_agent(agent, role: str, *, models: dict, dtype: str = "float32", temperat
 
     _check_settings(role, dtype, temperature)
     if isinstance(agent, NegoModel):
-        return LLMAgent(agent, role, temperature=temperature)
+        return LLMAgent(agent, role, temperature=temperature, max_utterance_tokens=max_utterance_tokens)
     if isinstance(agent, str):
-        return make_agent(agent, role, models=models, dtype=dtype, temperature=temperature, device=device)
+        return make_agent(agent, role, models=models, dtype=dtype, temperature=temperature, device=device,
+                          max_utterance_tokens=max_utterance_tokens)
     if not (hasattr(agent, "act") or hasattr(agent, "act_batch")):
         raise NegolensError(f"cannot use {agent!r} as the {role}: pass a NegoModel, a spec such as 'rule' "
                             "or 'smollm2-135m-instruct:aggressive', or an agent with act()/act_batch()")

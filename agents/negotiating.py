@@ -21,7 +21,7 @@ __all__ = ["negotiate"]
 
 def negotiate(buyer, seller, scenarios, config: RunConfig | None = None, *, out: str | Path | None = None,
               temperature: float = 0.0, dtype: str = "float32", device: str = "auto", models: dict | None = None,
-              progress: bool = True, overwrite: bool = False, **run) -> list[dict]:
+              progress: bool = True, overwrite: bool = False, max_utterance_tokens: int = 40, **run) -> list[dict]:
     """Negotiate every scenario between ``buyer`` and ``seller``; one record per dialogue.
 
     Parameters
@@ -46,6 +46,8 @@ def negotiate(buyer, seller, scenarios, config: RunConfig | None = None, *, out:
     temperature, dtype, device
         For agents built from spec strings (0 = greedy; ``device="auto"``: CUDA when available,
         else the CPU; see :func:`negolens.load`).
+    max_utterance_tokens
+        Longest message of an LLM agent built here, in tokens (its chain of thought has its own cap).
     models
         Cache of loaded models shared between calls (spec strings naming the same model load once).
 
@@ -68,8 +70,8 @@ def negotiate(buyer, seller, scenarios, config: RunConfig | None = None, *, out:
     config = replace(config or RunConfig(), **run)
     refuse_file(out)  # before any model loads
     models = {} if models is None else models
-    b = as_agent(buyer, "buyer", models=models, dtype=dtype, temperature=temperature, device=device)
-    s = as_agent(seller, "seller", models=models, dtype=dtype, temperature=temperature, device=device)
+    kw = dict(models=models, dtype=dtype, temperature=temperature, device=device, max_utterance_tokens=max_utterance_tokens)
+    b, s = as_agent(buyer, "buyer", **kw), as_agent(seller, "seller", **kw)
     played = run_negotiations(scenarios, b, s, config, out=out, progress=progress, overwrite=overwrite)
     ids = [dialogue_id(sc, i) for i, sc in enumerate(scenarios)]
     if out is None:

@@ -122,6 +122,9 @@ class TurnRecord:
     standing price); ``blocked`` names the guard that stopped the move (``"below_cost"``,
     ``"over_budget"``); ``overshoot`` marks a buyer price above budget; ``failure`` names a
     protocol failure (``"no_action"``, ``"illegal_accept"``, ``"missing_price"`` …);
+    ``turns_left`` is the number of turns the dialogue has after this one, set only when the
+    negotiation announces its deadline (``Negotiation.announce_turns``; both sides then see it
+    after every message, :meth:`note`);
     ``prompt_tokens`` / ``new_tokens`` count the tokens the agent read and wrote; for an LLM
     agent, ``token_ids`` are its message's tokens exactly as generated and ``sampled`` marks the
     ones its policy chose (the agent reads its own turns back as these ids, and RL trains on
@@ -141,10 +144,20 @@ class TurnRecord:
     new_tokens: int = 0
     token_ids: list[int] | None = None
     sampled: list[int] | None = None
+    turns_left: int | None = None
 
     def note(self) -> str:
-        """The environment's annotation appended to the action line (``" [blocked: below cost]"``), or ``""``."""
-        return f" [blocked: {self.blocked.replace('_', ' ')}]" if self.blocked else ""
+        """The environment's annotation appended to the action line, or ``""``: the guard that
+        blocked the move (``" [blocked: below cost]"``) and, in a negotiation that announces its
+        deadline, the turns left after this one (``" [turns left: 2]"``).
+
+        Examples
+        --------
+        >>> TurnRecord(5, "seller", "No.", "counter", 80.0, turns_left=2).note()
+        ' [turns left: 2]'
+        """
+        blocked = f" [blocked: {self.blocked.replace('_', ' ')}]" if self.blocked else ""
+        return blocked + (f" [turns left: {self.turns_left}]" if self.turns_left is not None else "")
 
     def public_text(self) -> str:
         """What the counterpart sees: the utterance and the action line (never the reasoning)."""
@@ -196,6 +209,7 @@ class Negotiation:
     outcome: str | None = None  # deal | quit | turn_limit | protocol_failure
     deal_price: float | None = None
     failed_by: str | None = None
+    announce_turns: bool = False  # every message is followed by the turns left (TurnRecord.turns_left)
 
     def __post_init__(self) -> None:
         check_turn_limit(self.max_turns)
@@ -229,6 +243,7 @@ class Negotiation:
             price=move.price, reasoning=move.reasoning, failure=move.failure,
             prompt_tokens=move.prompt_tokens, new_tokens=move.new_tokens, token_ids=move.token_ids,
             sampled=move.sampled,
+            turns_left=self.max_turns - len(self.turns) - 1 if self.announce_turns else None,
         )
         self.turns.append(rec)
         rec.failure = rec.failure or self._invalid(role, move)
@@ -286,6 +301,7 @@ class Negotiation:
             "max_turns": self.max_turns,
             "first": self.first,
             "guards": asdict(self.guards),
+            "announce_turns": self.announce_turns,
             "turns": [asdict(t) for t in self.turns],
             "outcome": self.outcome,
             "deal_price": self.deal_price,

@@ -51,6 +51,8 @@ class RunConfig:
     batch_size: int | str = option(16, "dialogues decoded together, or auto (the most that fit; halved on out-of-memory)")
     regulated_seller: bool = option(True, "the seller may not accept or offer below its cost")
     budget_guard: str = option("record", "buyer offers above budget: record (allowed, counted) | block")
+    announce_turns: bool = option(False, "every message is followed by the turns left after it (a "
+                                         "'turns left: 2' note), so agents see the deadline coming")
 
     def __post_init__(self) -> None:
         from negolens.agents.protocol import BUDGET_GUARDS, ROLES, check_turn_limit
@@ -222,7 +224,8 @@ def _device(*agents) -> str:
 def _run_chunk(chunk, config: RunConfig, agents: dict, guards, path, bar, records: list, finished: set) -> None:
     """Play the dialogues of ``chunk`` together to their ends (records appended as each ends)."""
     buyer, seller = agents["buyer"], agents["seller"]
-    negs = {d: Negotiation(s, config.max_turns, config.first, guards) for d, s in chunk}
+    negs = {d: Negotiation(s, config.max_turns, config.first, guards, announce_turns=config.announce_turns)
+            for d, s in chunk}
     for _round in range(config.max_turns + 1):  # each round moves every live dialogue one turn
         if all(n.done for n in negs.values()):
             break
@@ -251,7 +254,8 @@ def run_identity(scenarios: list[Scenario], buyer, seller, config: RunConfig) ->
     """What makes two negotiation runs the same run (recorded in the output folder's ``run.json``).
 
     The run settings except ``batch_size`` (a dialogue's transcript does not depend on the batch
-    it ran in, so a killed run may resume with a smaller batch), both agents' configs, the
+    it ran in, so a killed run may resume with a smaller batch; ``announce_turns`` only when on),
+    both agents' configs, the
     scenario ids in order, and a content fingerprint of each local model folder the agents use.
 
     Examples
@@ -263,6 +267,8 @@ def run_identity(scenarios: list[Scenario], buyer, seller, config: RunConfig) ->
     (4, 2, False)
     """
     settings = {k: v for k, v in asdict(config).items() if k != "batch_size"}
+    if not settings["announce_turns"]:  # added later: recorded only when on, so earlier runs still resume
+        del settings["announce_turns"]
     b, s = buyer.config(), seller.config()
     return {**settings, "buyer": b, "seller": s, "scenarios": [sc.id for sc in scenarios],
             "models": model_refs(*(c.get("model") for c in (b, s)))}

@@ -64,8 +64,8 @@ class AblationConfig:
 
     @classmethod
     def quick(cls, **overrides) -> "AblationConfig":
-        """Tiny-scale preset: 2 decision points, short prompts, 3 re-runs, offer sweep on top heads."""
-        return cls(**{"n": 2, "max_tokens": 256, "rerun_n": 3, "offer_heads": "top", **overrides})
+        """Tiny-scale preset: 2 decision points, short prompts, 3 re-runs of 4 turns, offer sweep on top heads."""
+        return cls(**{"n": 2, "max_tokens": 256, "rerun_n": 3, "rerun_max_turns": 4, "offer_heads": "top", **overrides})
 
     def __post_init__(self) -> None:
         self.validate()

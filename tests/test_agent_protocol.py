@@ -76,6 +76,21 @@ def test_reject_quit_and_turn_limit():
         q.apply(Move("again", Act.GREET))
 
 
+def test_announced_deadline_follows_every_message():
+    quiet, loud = neg(max_turns=3), neg(max_turns=3, announce_turns=True)
+    for n in (quiet, loud):
+        n.apply(Move("hi", Act.GREET))
+        n.apply(Move("100", Act.OFFER, 100))
+    assert [t.public_text() for t in quiet.turns] == ["hi\nACTION: greet", "100\nACTION: offer $100"]
+    assert [t.public_text() for t in loud.turns] == ["hi\nACTION: greet [turns left: 2]",
+                                                     "100\nACTION: offer $100 [turns left: 1]"]
+    rec = loud.apply(Move("70", Act.OFFER, 70))
+    assert rec.note() == " [turns left: 0]" and loud.outcome == "turn_limit"
+    hard = neg(announce_turns=True, guards=Guards(budget_guard="block"))
+    assert hard.apply(Move("90", Act.OFFER, 90)).note() == " [blocked: over budget] [turns left: 11]"
+    assert loud.to_record()["announce_turns"] and not quiet.to_record()["announce_turns"]
+
+
 def test_reasoning_is_never_public():
     n = neg()
     rec = n.apply(Move("I can pay $60.", Act.OFFER, 60, reasoning="my budget is 80, start low"))

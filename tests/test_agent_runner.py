@@ -78,3 +78,16 @@ def test_record_schema(tiny_llama, tmp_path):
     assert rec["buyer"]["kind"] == "llm" and rec["seller"]["kind"] == "rule"
     t = rec["turns"][0]
     assert {"utterance", "reasoning", "act", "price", "prompt_tokens", "new_tokens", "failure", "blocked"} <= set(t)
+
+
+def test_negotiate_caps_llm_messages_and_announces_the_deadline(tiny_llama):
+    from negolens.agents import negotiate
+
+    recs = negotiate(tiny_llama, "rule", ITEMS[:2], max_turns=4, max_utterance_tokens=3, announce_turns=True,
+                     progress=False)
+    assert recs[0]["buyer"]["max_utterance_tokens"] == 3 and recs[0]["run"]["announce_turns"]
+    for rec in recs:
+        assert [t["turns_left"] for t in rec["turns"]] == [3, 2, 1, 0][: len(rec["turns"])]
+        for t in rec["turns"]:
+            if t["role"] == "buyer":  # the message: the sampled tokens before the first forced one (\nACTION:)
+                assert t["sampled"].index(0) <= 3

@@ -58,4 +58,4 @@ def test_run_ablation_validates_up_front(copy_model):
 def test_quick_preset_changes_only_scale():
     quick, full = AblationConfig.quick(), AblationConfig()
     changed = {k for k in vars(full) if getattr(quick, k) != getattr(full, k)}
-    assert changed == {"n", "max_tokens", "rerun_n", "offer_heads"}
+    assert changed == {"n", "max_tokens", "rerun_n", "rerun_max_turns", "offer_heads"}

@@ -42,16 +42,19 @@ def test_env_mask_is_exactly_the_tokens_the_buyer_sampled(tiny_llama):
                 assert turn["utterance"].replace(" ", "") not in text.replace(" ", "")
 
 
-def test_every_buyer_turn_was_sampled_in_the_context_it_is_trained_in(tiny_llama):
+@pytest.mark.parametrize("announce", [False, True])
+def test_every_buyer_turn_was_sampled_in_the_context_it_is_trained_in(tiny_llama, announce):
     """The prompt the agent read at each turn is a prefix of the training sequence, and the
-    turn's generated ids follow it there verbatim."""
+    turn's generated ids follow it there verbatim (also with the deadline note after every
+    message, which follows the buyer's own ids too)."""
     from negolens.agents.prompts import system_prompt, view_ids
     from negolens.agents.protocol import TurnRecord
     from negolens.agents.scenarios import Scenario
 
-    for rec in _records(tiny_llama, n=3):
+    for rec in _records(tiny_llama, n=3, announce_turns=announce):
         prompt, completion, _ = buyer_sequence(tiny_llama, rec)
         full = prompt + completion
+        assert ("[turns left: 1]" in tiny_llama.tokenizer.decode(full)) == (announce and len(rec["turns"]) >= 5)
         turns = [TurnRecord(**t) for t in rec["turns"]]
         system = system_prompt(Scenario(**rec["scenario"]), "buyer")
         for k, turn in enumerate(turns):

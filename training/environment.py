@@ -63,7 +63,8 @@ class NegotiationRollout:
         step = trainer.state.global_step
         rank = trainer.accelerator.process_index  # distinct sampling seeds on every process
         run = RunConfig(max_turns=self.cfg.max_turns, seed=self.cfg.seed * 1_000_003 + step * 1_009 + rank,
-                        batch_size=len(scenarios), regulated_seller=True)
+                        batch_size=len(scenarios), regulated_seller=True,
+                        announce_turns=self.cfg.announce_turns)
         groups = _seller_groups(len(scenarios), self.cfg.group_size, len(self.sellers), step)
         was_training = model.training
         model.eval()

@@ -73,6 +73,8 @@ class GRPORunConfig:
     temperature: float = option(1.0, "sampling temperature of the rollouts")
     max_turns: int = option(8, "turns per negotiation")
     max_utterance_tokens: int = option(32, "tokens per utterance in the rollouts")
+    announce_turns: bool = option(False, "both sides see the turns left after every message (rollouts and "
+                                  "evaluations alike)")
     mode: str = option("lora", "lora | full")
     lora_r: int = option(16, "LoRA rank")
     lora_alpha: int = option(32, "LoRA alpha (the adapter is scaled by alpha / r)")
@@ -384,7 +386,8 @@ def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None 
     if not config.eval_products or os.environ.get("RANK", "0") != "0":  # evaluate once, on the main process
         return result
     held = split_scenarios(config.source, "test", config.eval_products, data=data, seed=config.seed)
-    kw = dict(max_turns=config.max_turns, seed=config.seed, progress=progress, device=device)
+    kw = dict(max_turns=config.max_turns, seed=config.seed, progress=progress, device=device,
+              announce_turns=config.announce_turns)
     result.before = play(config.model, held, config.seller, out / "eval-start", **kw)
     result.after = play(final, held, config.seller, out / "eval-final", **kw)
     result.comparison = paired_comparison(result.before, result.after, seed=config.seed)

@@ -21,7 +21,7 @@ METRICS = ("reward", "deal", "overshoot", "bargained_ratio", "protocol_failure",
 
 def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = None, max_turns: int = 8,
          batch_size: int = 16, seed: int = 0, models: dict | None = None, progress: bool = True,
-         replay_stale: bool = True, device: str = "auto") -> list[dict]:
+         replay_stale: bool = True, device: str = "auto", announce_turns: bool = False) -> list[dict]:
     """Greedy negotiations of a model as the buyer, one per scenario.
 
     Parameters
@@ -49,6 +49,9 @@ def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = No
         ``model_ref`` as it is now; ``False`` raises :class:`~negolens.errors.NegolensError` instead.
     device : str
         Where models named by ``model_ref`` and ``seller`` are loaded (``"auto"``: CUDA when available).
+    announce_turns : bool
+        Show both sides the turns left after every message
+        (:class:`~negolens.agents.runner.RunConfig`); evaluate a buyer trained with it the same way.
 
     Returns
     -------
@@ -71,7 +74,7 @@ def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = No
     models = {} if models is None else models
     buyer = make_agent(str(model_ref), "buyer", models=models, device=device)
     counterpart = make_agent(seller, "seller", models=models, device=device)
-    config = RunConfig(max_turns=max_turns, seed=seed, batch_size=batch_size)
+    config = RunConfig(max_turns=max_turns, seed=seed, batch_size=batch_size, announce_turns=announce_turns)
     stale = False
     if out is not None and replay_stale:
         old = read_run(out)

@@ -175,7 +175,7 @@ class Study:
         for cond in self.conditions():
             folder = out / cond["name"].replace(":", "_")
             recs = negotiate(cond["buyer"], cond["seller"], items, c.negotiation, out=folder, models=models,
-                             progress=False, device=c.device)
+                             progress=False, device=c.device, max_utterance_tokens=c.utterance_tokens)
             table = summarize(recs, seed=c.seed)
             for key in ("name", "group", "buyer_label", "seller_label"):
                 table.insert(0, key, cond[key])
@@ -255,7 +255,7 @@ class Study:
         for label, folder in (("untuned", "eval-untuned"), ("SFT", "eval-start"), ("GRPO", "eval-final")):
             ref = {"untuned": c.model, "SFT": self.sft_buyer, "GRPO": result.final}[label]
             recs = play(ref, held, "rule", out / folder, max_turns=grpo.max_turns, seed=c.seed, progress=False,
-                        device=c.device)
+                        device=c.device, announce_turns=grpo.announce_turns)
             t = summarize(recs, ["reward", "deal", "overshoot", "bargained_ratio", "protocol_failure"], seed=c.seed)
             t.insert(0, "model", label)
             rows.append(t)

@@ -32,6 +32,7 @@ class StudyConfig:
                          "manifest)", cli=False)
     device: str = option("auto", "where every stage's models run: auto (CUDA when available) | cpu | cuda | cuda:N")
     scenarios: int = option(12, "held-out Craigslist scenarios per negotiation condition")
+    utterance_tokens: int = option(40, "longest message of an LLM agent in the negotiation conditions, in tokens")
     personalities: tuple[str, ...] = option(("aggressive", "fair", "passive"), "personalities paired SFT vs SFT")
     attention_dialogues: int = option(96, "Craigslist dev dialogues for the attention stage")
     probe_dialogues: int = option(160, "Craigslist dev dialogues for the probe stage")
@@ -53,7 +54,7 @@ class StudyConfig:
     def quick_preset(cls, **kw) -> "StudyConfig":
         """Every stage at tiny scale, composed from the components' ``quick`` presets."""
         base = cls()
-        return cls(quick=True, scenarios=2, attention_dialogues=12, probe_dialogues=24,
+        return cls(quick=True, scenarios=2, utterance_tokens=12, attention_dialogues=12, probe_dialogues=24,
                    # float32: bf16 matmuls are fast only on CPUs with AMX/AVX512-BF16; elsewhere torch
                    # falls back to a reference GEMM many times slower than fp32 (seen on this CI machine)
                    sft=SFTConfig.quick(steps=4, batch_size=2, eval_examples=8),

@@ -22,9 +22,10 @@ AGENT_HELP = "MODEL[:personality|persona][+cot] or rule[:personality|persona]"
       split=Extra(str, "test", "craigslist: test|dev; amazon: train|test|all"),
       temperature=Extra(float, 0.0, "sampling temperature of LLM agents (0 = greedy)"),
       dtype=Extra(str, "float32", "float32 | bfloat16"),
+      utterance_tokens=Extra(int, 40, "longest message of an LLM agent, in tokens"),
       out=out_dir("results/negotiate"), data=DATA, overwrite=OVERWRITE, device=DEVICE)
 def negotiate(run: RunConfig, buyer: str, seller: str, scenarios: str, n: int, split: str, temperature: float,
-              dtype: str, out: Path, data: Path | None, overwrite: bool, device: str) -> None:
+              dtype: str, utterance_tokens: int, out: Path, data: Path | None, overwrite: bool, device: str) -> None:
     """Run negotiations; writes dialogues.jsonl (one line per dialogue, resumable), run.json and summary.csv.
     A rerun with the same settings resumes; other settings into the same --out are refused (see --overwrite)."""
     from negolens.agents import load_scenarios, negotiate as play, summarize
@@ -35,7 +36,7 @@ def negotiate(run: RunConfig, buyer: str, seller: str, scenarios: str, n: int, s
     before = finished_ids(out / "dialogues.jsonl") if not overwrite and out.is_dir() else set()
     with sharded():  # under torchrun / accelerate launch: the dialogues split between processes
         records = play(buyer, seller, items, run, out=out, temperature=temperature, dtype=dtype, overwrite=overwrite,
-                       device=device)
+                       device=device, max_utterance_tokens=utterance_tokens)
     kept = sum(r["id"] in before for r in records)
     if kept:
         typer.echo(f"{kept} of {len(records)} dialogues were already in {out} from this run: "
