@@ -34,7 +34,7 @@ def test_quick_preset_is_composed_from_the_components_presets():
     assert _changed(q.sft).keys() - _changed(SFTConfig.quick()).keys() <= {"steps", "batch_size", "dtype", "seed"}
     assert _changed(q.attention).keys() - _changed(AttentionConfig.quick()).keys() <= {"seed"}
     assert _changed(q.probes).keys() - _changed(ProbeConfig.quick()).keys() <= {"seed"}
-    assert _changed(q.ablation).keys() - _changed(AblationConfig.quick()).keys() <= {"metric", "top", "seed"}
+    assert _changed(q.ablation).keys() - _changed(AblationConfig.quick()).keys() <= {"metric", "top", "screen_top", "seed"}
     assert _changed(q.grpo).keys() - _changed(GRPORunConfig.quick()).keys() <= {
         "steps", "products_per_step", "group_size", "eval_products", "max_turns", "seed", *RECIPE}
     # every preset trains the buyer with the README's evidence-run levers

@@ -219,7 +219,8 @@ def test_run_grpo_trains_then_compares_start_and_final_on_held_out(tiny_dirs, tm
 
 def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
     """The zopa curriculum trains on mutual-interest products widest-first, a seller list gives
-    whole groups one counterpart each, and the stall cost changes only the training reward."""
+    whole groups one counterpart each, the stall cost changes only the training reward, the
+    deadline is announced, and a branching group's dialogues are one dialogue up to its branch turn."""
     from negolens.training.environment import frac_zero_std, shaped_reward
     from negolens.training.grpo import curriculum_order
 
@@ -235,7 +236,7 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
     start = str(tiny_dirs["llama"])
     cfg = GRPORunConfig(model=start, steps=1, products_per_step=2, group_size=2, max_turns=4, save_every=1,
                         max_utterance_tokens=6, seller="rule:aggressive,rule:passive", stall_cost=0.1,
-                        curriculum="zopa")
+                        curriculum="zopa", announce_turns=True, branch=True, loss_type="dr_grpo")
     out = tmp_path / "levers"
     train_grpo(negolens.load(start), cfg, scen, out, progress=False)
     recs = [json.loads(x) for x in (out / "rollouts" / "step00001.jsonl").read_text().splitlines()]
@@ -250,6 +251,38 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
     step = read_steps(out)[0]
     assert step["frac_reward_zero_std"] == frac_zero_std([r["training_reward"] for r in recs], 2)
     assert step["shaped_reward"] <= step["reward"]
+    assert all(t["turns_left"] == 3 - t["index"] for r in recs for t in r["turns"])
+    for a, b in (recs[0:2], recs[2:4]):
+        k = a["branch_turn"]
+        assert k == b["branch_turn"] and k in (0, 2)
+        assert [t["token_ids"] for t in a["turns"][:k]] == [t["token_ids"] for t in b["turns"][:k]]
+
+
+def test_branching_groups_share_their_opening_and_differ_from_the_branch_turn(tiny_llama):
+    from negolens.training.branching import SharedPrefix, branch_turns
+
+    items = load_scenarios("builtin", 2)
+    branch = {items[0].id: 4, items[1].id: 2}
+    assert set(branch_turns([s.id for s in items], 6, seed=1).values()) <= {0, 2, 4}
+
+    def play(shared):
+        wrap = (lambda a: SharedPrefix(a, branch, salt=1)) if shared else (lambda a: a)
+        agents = [wrap(LLMAgent(tiny_llama, role, temperature=1.0, max_utterance_tokens=6))
+                  for role in ("buyer", "seller")]
+        recs = run_negotiations([s for s in items for _ in range(3)], *agents, RunConfig(max_turns=6, seed=3),
+                                progress=False)
+        groups = {}
+        for r in recs:
+            groups.setdefault(r["scenario"]["id"], []).append([(t["act"], t["token_ids"]) for t in r["turns"]])
+        return groups
+
+    for sid, group in play(shared=True).items():
+        k = branch[sid]
+        assert all(turns[:k] == group[0][:k] for turns in group)  # one dialogue up to the branch turn
+        after = [turns[k] for turns in group if len(turns) > k]
+        assert len(after) < 2 or len({str(x) for x in after}) > 1  # then each samples its own
+    plain = play(shared=False)
+    assert any(len({str(turns[0]) for turns in group}) > 1 for group in plain.values())  # the control differs
 
 
 def test_checkpoints_of_a_run_from_an_sft_adapter_load_as_the_trained_policy(tiny_dirs, tmp_path):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from negolens.training.branching import SharedPrefix, branch_turns
 from negolens.training.rollouts import ErrorWitness, buyer_sequence, check_agent_errors, step_stats
 
 if TYPE_CHECKING:
@@ -55,12 +56,15 @@ class NegotiationRollout:
         from negolens.hooked import NegoModel
 
         model = trainer.accelerator.unwrap_model(trainer.model)
-        policy = NegoModel(model, self.tokenizer, self.path, name=f"grpo-step{trainer.state.global_step}")
-        buyer = ErrorWitness(LLMAgent(policy, "buyer", temperature=self.cfg.temperature,
-                                      max_utterance_tokens=self.cfg.max_utterance_tokens))
+        step = trainer.state.global_step
+        policy = NegoModel(model, self.tokenizer, self.path, name=f"grpo-step{step}")
+        # branching groups: the same draw on every process, so a group split across processes still shares
+        branch = branch_turns(prompts, self.cfg.max_turns, self.cfg.seed * 7_919 + step) if self.cfg.branch else {}
+        share = (lambda agent: SharedPrefix(agent, branch, salt=step)) if branch else (lambda agent: agent)
+        buyer = ErrorWitness(share(LLMAgent(policy, "buyer", temperature=self.cfg.temperature,
+                                            max_utterance_tokens=self.cfg.max_utterance_tokens)))
         per = self.cfg.group_size if len(set(prompts)) == len(prompts) else 1  # TRL may repeat each prompt G times
         scenarios = [self.scenarios[p] for p in prompts for _ in range(per)]
-        step = trainer.state.global_step
         rank = trainer.accelerator.process_index  # distinct sampling seeds on every process
         run = RunConfig(max_turns=self.cfg.max_turns, seed=self.cfg.seed * 1_000_003 + step * 1_009 + rank,
                         batch_size=len(scenarios), regulated_seller=True,
@@ -74,7 +78,7 @@ class NegotiationRollout:
                 rows = [i for i, g in enumerate(groups) if g == k]
                 if not rows:
                     continue
-                witnesses.append(ErrorWitness(seller))
+                witnesses.append(ErrorWitness(share(seller)))
                 played = run_negotiations([scenarios[i] for i in rows], buyer, witnesses[-1], run, progress=False)
                 played.sort(key=lambda r: r["id"])  # runner order is completion order; ids keep input order
                 for i, r in zip(rows, played):
@@ -83,6 +87,8 @@ class NegotiationRollout:
         for i, r in enumerate(records):
             r["id"], r["process"], r["step"] = f"s{step + 1}-p{rank}-{i:05d}-{r['scenario']['id']}", rank, step + 1
             r["training_reward"] = shaped_reward(r, self.cfg.stall_cost)
+            if branch:
+                r["branch_turn"] = branch[r["scenario"]["id"]]
         from accelerate.utils import gather_object
 
         everyone = gather_object(records)  # all processes' dialogues (one process: the same list)

@@ -75,6 +75,9 @@ class GRPORunConfig:
     max_utterance_tokens: int = option(32, "tokens per utterance in the rollouts")
     announce_turns: bool = option(False, "both sides see the turns left after every message (rollouts and "
                                   "evaluations alike)")
+    branch: bool = option(False, "a group's negotiations share their turns up to a random buyer turn and differ from "
+                          "there, so advantages compare moves in one state (training/branching.py; pair with "
+                          "--loss-type dr_grpo)")
     mode: str = option("lora", "lora | full")
     lora_r: int = option(16, "LoRA rank")
     lora_alpha: int = option(32, "LoRA alpha (the adapter is scaled by alpha / r)")

@@ -60,7 +60,9 @@ class StudyConfig:
                    sft=SFTConfig.quick(steps=4, batch_size=2, eval_examples=8),
                    negotiation=RunConfig(max_turns=4),
                    attention=AttentionConfig.quick(), probes=ProbeConfig.quick(),
-                   ablation=AblationConfig.quick(metric="offer", top=base.ablation.top),
+                   # the accept sweep screened (AtP, then the top 30 exactly: 9/10 of the exact top 10
+                   # in `negolens bench ablation`) instead of all 270 heads
+                   ablation=AblationConfig.quick(metric="offer", top=base.ablation.top, screen_top=30),
                    grpo=GRPORunConfig.quick(steps=2, products_per_step=1, group_size=2, eval_products=3, max_turns=4,
                                             **RECIPE),
                    **{"preset": "quick", **kw})
