@@ -18,8 +18,9 @@ A rule agent is deterministic and needs no wrapper, but wrapping it is harmless.
 
 from __future__ import annotations
 
-import hashlib
 import random
+
+from negolens.agents.runner import turn_seed
 
 __all__ = ["SharedPrefix", "branch_turns"]
 
@@ -54,10 +55,6 @@ def branch_turns(scenario_ids: list[str], max_turns: int, seed: int, first: str 
     return {sid: rng.choice(mine) for sid in sorted(set(scenario_ids))}
 
 
-def _shared_seed(salt: int, scenario_id: str, turn: int) -> int:
-    return int(hashlib.sha256(f"branch|{salt}|{scenario_id}|{turn}".encode()).hexdigest()[:8], 16)
-
-
 class SharedPrefix:
     """An agent whose dialogues of one scenario sample alike before the scenario's branch turn.
 
@@ -90,6 +87,6 @@ class SharedPrefix:
         return getattr(self.agent, name)
 
     def _act_batch(self, negs, seeds):
-        shared = [_shared_seed(self.salt, n.scenario.id, len(n.turns))
+        shared = [turn_seed(self.salt, f"branch-{n.scenario.id}", len(n.turns))  # one seed per scenario and turn
                   if len(n.turns) < self.branch.get(n.scenario.id, 0) else s for n, s in zip(negs, seeds)]
         return self.agent.act_batch(negs, shared)
