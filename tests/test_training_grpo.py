@@ -42,6 +42,29 @@ def test_env_mask_is_exactly_the_tokens_the_buyer_sampled(tiny_llama):
                 assert turn["utterance"].replace(" ", "") not in text.replace(" ", "")
 
 
+def test_reward_filtered_examples_train_exactly_the_sampled_tokens_of_the_best_rollouts(tiny_llama, tmp_path):
+    """read_rollouts -> best_rollouts (the paper's reward, not the shaped one) -> rollout_examples,
+    whose labels are the buyer's sampled ids and nothing else; a folder without rollouts is an error."""
+    from negolens.training.data import IGNORE
+    from negolens.training.filtered import best_rollouts, read_rollouts, rollout_examples
+
+    recs = _records(tiny_llama, n=4)
+    for k, r in enumerate(recs):
+        r["metrics"]["reward"], r["training_reward"] = [0.5, -1.0, 0.0, 0.2][k], 9.0
+    (tmp_path / "run" / "rollouts").mkdir(parents=True)
+    (tmp_path / "run" / "rollouts" / "step00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    best = best_rollouts(read_rollouts(tmp_path / "run"), min_reward=0.0)
+    assert [r["id"] for r in best] == [recs[0]["id"], recs[3]["id"]]
+    examples = rollout_examples(tiny_llama, best)
+    for rec, ex in zip(best, examples):
+        sampled = [i for t in rec["turns"] if t["role"] == "buyer" for i, f in zip(t["token_ids"], t["sampled"]) if f]
+        assert [t for t in ex.labels if t != IGNORE] == sampled and ex.role == "buyer"
+        assert len(ex.labels) == len(ex.input_ids)
+    assert rollout_examples(tiny_llama, best, max_tokens=8) == []  # too long: dropped, never cut
+    with pytest.raises(NegolensError, match="GRPO run"):
+        read_rollouts(tmp_path)
+
+
 @pytest.mark.parametrize("announce", [False, True])
 def test_every_buyer_turn_was_sampled_in_the_context_it_is_trained_in(tiny_llama, announce):
     """The prompt the agent read at each turn is a prefix of the training sequence, and the
@@ -232,11 +255,13 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
     assert widths == sorted(widths, reverse=True)
     with pytest.raises(NegolensError, match="curriculum"):
         GRPORunConfig(curriculum="hard-first")
+    with pytest.raises(NegolensError, match="did you mean 'open'"):
+        GRPORunConfig(branch="opn")
 
     start = str(tiny_dirs["llama"])
     cfg = GRPORunConfig(model=start, steps=1, products_per_step=2, group_size=2, max_turns=4, save_every=1,
                         max_utterance_tokens=6, seller="rule:aggressive,rule:passive", stall_cost=0.1,
-                        curriculum="zopa", announce_turns=True, branch=True, loss_type="dr_grpo")
+                        curriculum="zopa", announce_turns=True, branch="open", loss_type="dr_grpo")
     out = tmp_path / "levers"
     train_grpo(negolens.load(start), cfg, scen, out, progress=False)
     recs = [json.loads(x) for x in (out / "rollouts" / "step00001.jsonl").read_text().splitlines()]
@@ -255,6 +280,7 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
     for a, b in (recs[0:2], recs[2:4]):
         k = a["branch_turn"]
         assert k == b["branch_turn"] and k in (0, 2)
+        assert a["branch_reached"] == b["branch_reached"] and (k < a["branch_reached"] or k == 0)  # an open turn
         assert [t["token_ids"] for t in a["turns"][:k]] == [t["token_ids"] for t in b["turns"][:k]]
 
 
@@ -305,3 +331,20 @@ def test_checkpoints_of_a_run_from_an_sft_adapter_load_as_the_trained_policy(tin
         assert conf["base_model_name_or_path"] == str(Path(sft).resolve())
     a, b = negolens.load(str(out / "checkpoint-1")), negolens.load(str(final))
     assert all(torch.equal(x, y) for x, y in zip(a.hf.parameters(), b.hf.parameters()))
+
+
+def test_heldout_play_samples_with_a_temperature_and_reruns_alike(tiny_dirs, tmp_path):
+    """Sampled evaluation: seeded (a rerun gives the same dialogues), recorded as the buyer's
+    setting (another temperature is another evaluation), and not the greedy play."""
+    from negolens.training.heldout import play
+
+    items = load_scenarios("builtin", 3)
+    start, models = str(tiny_dirs["llama"]), {}
+    words = lambda recs: [[t["utterance"] for t in r["turns"]] for r in recs]
+    greedy = play(start, items, max_turns=4, progress=False, models=models)
+    sampled = play(start, items, max_turns=4, progress=False, models=models, temperature=1.0, out=tmp_path / "s")
+    assert words(play(start, items, max_turns=4, progress=False, models=models, temperature=1.0)) == words(sampled)
+    assert words(sampled) != words(greedy)
+    assert all(r["buyer"]["temperature"] == 1.0 for r in sampled)
+    again = play(start, items, max_turns=4, progress=False, models=models, out=tmp_path / "s")  # greedy now: replayed
+    assert words(again) == words(greedy)

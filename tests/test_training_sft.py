@@ -30,6 +30,28 @@ def test_protocol_turns_and_role_only_labels(tiny_llama):
     assert len(build_examples(tiny_llama, [tr], "buyer", max_tokens=64)) == 0  # too long: dropped, never cut
 
 
+def test_announced_examples_show_the_deadline_as_a_negotiation_does(tiny_llama):
+    """With announce_turns the context messages read exactly as an announcing negotiation of the
+    dialogue's length renders them (hindsight turn counts); the targets stay as written."""
+    from negolens.agents.protocol import Act, Move, Negotiation
+
+    tr = transcripts(1)[0]
+    plain, shown = protocol_turns(tr), protocol_turns(tr, announce_turns=True)
+    neg = Negotiation(tr.scenario, max_turns=len(plain), announce_turns=True)
+    for role, text in plain:
+        words, action = text.rsplit("\nACTION: ", 1)
+        act, _, price = action.partition(" $")
+        neg.apply(Move(words, Act(act), float(price) if price else None))
+    assert [t.public_text() for t in neg.turns] == [text for _, text in shown]
+    assert shown[0][1].endswith(f"[turns left: {len(plain) - 1}]") and shown[-1][1].endswith("[turns left: 0]")
+    ex = build_examples(tiny_llama, [tr], "buyer", max_tokens=4096, announce_turns=True)
+    old = build_examples(tiny_llama, [tr], "buyer", max_tokens=4096)
+    decode = lambda e, keep: tiny_llama.tokenizer.decode([t for t, l in zip(e.input_ids, e.labels) if keep(l)])
+    assert [decode(e, lambda l: l != IGNORE) for e in ex] == [decode(e, lambda l: l != IGNORE) for e in old]
+    context, target = decode(ex[1], lambda l: l == IGNORE), decode(ex[1], lambda l: l != IGNORE)
+    assert "[turns left:" in context and "[turns left:" not in target
+
+
 def test_target_loss_equals_full_logits_loss(tiny_llama):
     ex = build_examples(tiny_llama, transcripts(2), "seller")
     from negolens.training.data import collate

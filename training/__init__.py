@@ -15,7 +15,9 @@ Building blocks: :func:`build_examples` and :func:`train_sft` (SFT on examples y
 :func:`play`, :func:`paired_comparison`, :func:`format_comparison` and :func:`buyer_table`
 (held-out, paired evaluation of buyers, split by mutual / conflicting interest,
 :mod:`~negolens.training.heldout`); :func:`match_limits` (human budgets made hard limits for
-SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers). Modules:
+SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers);
+:func:`read_rollouts`, :func:`best_rollouts` and :func:`rollout_examples` (reward-filtered
+fine-tuning on a run's best rollouts, :mod:`~negolens.training.filtered`). Modules:
 :mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
 :mod:`~negolens.training.rollouts`, :mod:`~negolens.training.grpo`,
 :mod:`~negolens.training.heldout`, :mod:`~negolens.training.bench`.
@@ -30,6 +32,7 @@ SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers). Mod
 
 from negolens.training.data import Example, build_examples, human_limits, match_limits, protocol_turns
 from negolens.training.environment import frac_zero_std, shaped_reward
+from negolens.training.filtered import best_rollouts, read_rollouts, rollout_examples
 from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
 from negolens.training.recipe import RECIPE, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
@@ -42,4 +45,5 @@ __all__ = [
     "GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "buyer_sequence", "step_stats",
     "play", "paired_comparison", "format_comparison", "PHASES", "PhaseRules", "label_phases", "phase_spans",
     "RECIPE", "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std", "buyer_table", "interest",
+    "read_rollouts", "best_rollouts", "rollout_examples",
 ]

@@ -5,7 +5,8 @@ differ from their first turn, a good closing move late in a dialogue is credited
 every earlier move of that dialogue, and a bad early move is blamed on all of them (the README's
 run 3: the buyer learned to stall at every turn although the last-turn offers it sampled were
 paid). With branching, each group picks a *branch turn* ``k`` (one of the buyer's turns, at
-random): before ``k`` its G dialogues sample with the same seeds, so they are the same dialogue
+random, or — ``open``, the default of the recipe — among the turns the group's shared opening
+reaches undecided): before ``k`` its G dialogues sample with the same seeds, so they are the same dialogue
 (same messages, same tokens); from ``k`` on each samples its own. The group's advantages then
 compare moves made in the same state, and the shared tokens carry advantages that sum to zero
 over the group (with TRL's ``loss_type="dr_grpo"``, whose normaliser is a constant, their
@@ -22,10 +23,14 @@ import random
 
 from negolens.agents.runner import turn_seed
 
-__all__ = ["SharedPrefix", "branch_turns"]
+__all__ = ["BRANCHING", "SharedPrefix", "branch_turns"]
+
+BRANCHING = ("off", "any", "open")
+"""Branching modes: none, a random buyer turn, a buyer turn the shared opening reaches undecided."""
 
 
-def branch_turns(scenario_ids: list[str], max_turns: int, seed: int, first: str = "buyer") -> dict[str, int]:
+def branch_turns(scenario_ids: list[str], max_turns: int, seed: int, first: str = "buyer",
+                 reached: dict[str, int] | None = None) -> dict[str, int]:
     """A branch turn per scenario: one of the buyer's turn indices, drawn with ``seed``.
 
     Parameters
@@ -38,6 +43,10 @@ def branch_turns(scenario_ids: list[str], max_turns: int, seed: int, first: str 
         Seed of the draw (e.g. derived from the run seed and the step).
     first
         Who opens: the buyer's turns are the even indices when it is ``"buyer"``, else the odd.
+    reached : dict, optional
+        Scenario id → number of turns its shared opening (the scout) played: the turn is drawn
+        among the buyer turns before that, the turns where the dialogue was still undecided. A
+        scout that ended before the buyer's first turn leaves that first turn.
 
     Returns
     -------
@@ -49,10 +58,15 @@ def branch_turns(scenario_ids: list[str], max_turns: int, seed: int, first: str 
     >>> turns = branch_turns(["a", "b", "c"], max_turns=8, seed=0)
     >>> sorted(turns) == ["a", "b", "c"] and all(t in (0, 2, 4, 6) for t in turns.values())
     True
+    >>> t = branch_turns(["a", "b"], max_turns=8, seed=0, reached={"a": 3, "b": 1})
+    >>> t["a"] in (0, 2), t["b"]       # "a" reached turns 0-2 undecided, "b" ended at turn 0
+    (True, 0)
     """
     rng = random.Random(seed)
     mine = [t for t in range(max_turns) if t % 2 == (0 if first == "buyer" else 1)]
-    return {sid: rng.choice(mine) for sid in sorted(set(scenario_ids))}
+    limit = reached or {}
+    return {sid: rng.choice([t for t in mine if t < limit.get(sid, max_turns)] or mine[:1])
+            for sid in sorted(set(scenario_ids))}
 
 
 class SharedPrefix:

@@ -10,6 +10,12 @@ Labels are -100 everywhere but the target, so the loss only trains the role's ow
 What AgreeMate got wrong and this does not: the answer is never in the prompt (the prompt
 stops before the turn), roles come from the data's own ``Role`` field, and evaluation
 dialogues (``validation_dev``) are a different file from training dialogues (``test``).
+
+With ``announce_turns`` every message of the context is followed by the environment's deadline
+note (``[turns left: N]``, as a negotiation with ``announce_turns`` shows it), N counted in
+hindsight: the turns the human dialogue actually had after that message. The humans had no
+deadline; the note teaches what it means in the environment — few turns left, the dialogue is
+about to end, so close now — from the dialogues' own endings.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import torch
 
 from negolens.agents.parsing import infer_act
 from negolens.agents.prompts import system_prompt, view_messages
-from negolens.agents.protocol import Act, format_action
+from negolens.agents.protocol import Act, TurnRecord, format_action
 
 IGNORE = -100
 
@@ -56,10 +62,13 @@ def _acts(transcript) -> list[tuple[str, str, Act | None, float | None]]:
     return out
 
 
-def protocol_turns(transcript) -> list[tuple[str, str]]:
-    """(role, public text with action line) for every turn of a human transcript."""
-    return [(role, f"{text}\n{format_action(act, price)}")
-            for role, text, act, price in _acts(transcript)]
+def protocol_turns(transcript, announce_turns: bool = False) -> list[tuple[str, str]]:
+    """(role, public text with action line) for every turn of a human transcript; with
+    ``announce_turns`` each action line ends with the turns the dialogue had after it."""
+    acts = _acts(transcript)
+    note = (lambda i: TurnRecord(i, "", "", None, None, turns_left=len(acts) - i - 1).note()) if announce_turns \
+        else (lambda i: "")
+    return [(role, f"{text}\n{format_action(act, price)}{note(i)}") for i, (role, text, act, price) in enumerate(acts)]
 
 
 def human_limits(transcript) -> tuple[float | None, float | None]:
@@ -140,7 +149,8 @@ def match_limits(transcripts, rule: str = "target") -> list:
     return out
 
 
-def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 512) -> list[Example]:
+def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 512,
+                   announce_turns: bool = False) -> list[Example]:
     """Supervised examples of one role's turns, each with the dialogue so far as context.
 
     Parameters
@@ -153,6 +163,9 @@ def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 51
         ``buyer``, ``seller`` or ``generalist`` (both roles, each with its own view).
     max_tokens : int
         Examples longer than this are dropped, never cut.
+    announce_turns : bool
+        Follow every context message with the turns the dialogue had left after it (counted in
+        hindsight; the module docstring); the targets stay the turns as written.
 
     Returns
     -------
@@ -177,11 +190,12 @@ def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 51
     end = model.stop_ids()[0] if model.tokenizer.eos_token_id is None else model.tokenizer.eos_token_id
     for tr in transcripts:
         turns = protocol_turns(tr)
+        shown = protocol_turns(tr, announce_turns) if announce_turns else turns
         for r in roles:
             for t, (speaker, text) in enumerate(turns):
                 if speaker != r:
                     continue
-                msgs = view_messages(system_prompt(tr.scenario, r), r, turns[:t])
+                msgs = view_messages(system_prompt(tr.scenario, r), r, shown[:t])
                 prompt = model.render(msgs, add_generation_prompt=True).input_ids
                 target = tok.encode(text, add_special_tokens=False) + [end]
                 if len(prompt) + len(target) > max_tokens:
@@ -190,13 +204,14 @@ def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 51
     return out
 
 
-def first_examples(model, transcripts, role: str, max_tokens: int, n: int) -> list[Example]:
+def first_examples(model, transcripts, role: str, max_tokens: int, n: int,
+                   announce_turns: bool = False) -> list[Example]:
     """The first ``n`` examples of ``transcripts``, building only as many dialogues as needed."""
     out: list[Example] = []
     for tr in transcripts:
         if len(out) >= n:
             break
-        out += build_examples(model, [tr], role, max_tokens)
+        out += build_examples(model, [tr], role, max_tokens, announce_turns)
     return out[:n]
 
 

@@ -52,17 +52,14 @@ class NegotiationRollout:
     def __call__(self, prompts: list[str], trainer) -> dict:
         """Play the negotiations of one step; return TRL's rollout dict with the buyer's ``env_mask``."""
         from negolens.agents.llm_agent import LLMAgent
-        from negolens.agents.runner import RunConfig, run_negotiations
+        from negolens.agents.runner import RunConfig
         from negolens.hooked import NegoModel
 
         model = trainer.accelerator.unwrap_model(trainer.model)
         step = trainer.state.global_step
         policy = NegoModel(model, self.tokenizer, self.path, name=f"grpo-step{step}")
-        # branching groups: the same draw on every process, so a group split across processes still shares
-        branch = branch_turns(prompts, self.cfg.max_turns, self.cfg.seed * 7_919 + step) if self.cfg.branch else {}
-        share = (lambda agent: SharedPrefix(agent, branch, salt=step)) if branch else (lambda agent: agent)
-        buyer = ErrorWitness(share(LLMAgent(policy, "buyer", temperature=self.cfg.temperature,
-                                            max_utterance_tokens=self.cfg.max_utterance_tokens)))
+        buyer = LLMAgent(policy, "buyer", temperature=self.cfg.temperature,
+                         max_utterance_tokens=self.cfg.max_utterance_tokens)
         per = self.cfg.group_size if len(set(prompts)) == len(prompts) else 1  # TRL may repeat each prompt G times
         scenarios = [self.scenarios[p] for p in prompts for _ in range(per)]
         rank = trainer.accelerator.process_index  # distinct sampling seeds on every process
@@ -72,23 +69,27 @@ class NegotiationRollout:
         groups = _seller_groups(len(scenarios), self.cfg.group_size, len(self.sellers), step)
         was_training = model.training
         model.eval()
-        records, witnesses = [None] * len(scenarios), []
         with torch.no_grad():
-            for k, seller in enumerate(self.sellers):  # one batched run per counterpart
-                rows = [i for i, g in enumerate(groups) if g == k]
-                if not rows:
-                    continue
-                witnesses.append(ErrorWitness(share(seller)))
-                played = run_negotiations([scenarios[i] for i in rows], buyer, witnesses[-1], run, progress=False)
-                played.sort(key=lambda r: r["id"])  # runner order is completion order; ids keep input order
-                for i, r in zip(rows, played):
-                    records[i] = r
+            reached = None
+            if self.cfg.branch == "open":  # each group's scout: its shared opening, played through
+                lead = {}  # scenario id -> its group's first row
+                for i, s in enumerate(scenarios):
+                    lead.setdefault(s.id, i)
+                scouts = self._play([scenarios[i] for i in lead.values()], [groups[i] for i in lead.values()],
+                                    buyer, run, {sid: self.cfg.max_turns for sid in lead}, step)[0]
+                reached = {r["scenario"]["id"]: len(r["turns"]) for r in scouts}
+            # branching groups: the same draw on every process, so a group split across processes still shares
+            branch = (branch_turns(prompts, self.cfg.max_turns, self.cfg.seed * 7_919 + step, reached=reached)
+                      if self.cfg.branch != "off" else {})
+            records, witnesses = self._play(scenarios, groups, buyer, run, branch, step)
         model.train(was_training)
         for i, r in enumerate(records):
             r["id"], r["process"], r["step"] = f"s{step + 1}-p{rank}-{i:05d}-{r['scenario']['id']}", rank, step + 1
             r["training_reward"] = shaped_reward(r, self.cfg.stall_cost)
             if branch:
                 r["branch_turn"] = branch[r["scenario"]["id"]]
+            if reached:
+                r["branch_reached"] = reached[r["scenario"]["id"]]  # turns its group's scout played
         from accelerate.utils import gather_object
 
         everyone = gather_object(records)  # all processes' dialogues (one process: the same list)
@@ -101,7 +102,7 @@ class NegotiationRollout:
             if k not in ("step", "dialogues"):
                 trainer._metrics["train"][f"negotiation/{k}"].append(v)
         # logged first (steps.jsonl, rollouts/), then stopped: every process sees the same records
-        first = buyer.first or next((w.first for w in witnesses if w.first), None)
+        first = next((w.first for w in witnesses if w.first), None)
         check_agent_errors(everyone, self.cfg.max_failure_share, step + 1, first)
         seqs = [buyer_sequence(policy, r) for r in records]
         return {
@@ -111,6 +112,26 @@ class NegotiationRollout:
             "env_mask": [s[2] for s in seqs],
             "rlvr_reward": [r["training_reward"] for r in records],
         }
+
+    def _play(self, scenarios: list, groups: list[int], buyer, run, branch: dict, step: int):
+        """Play ``scenarios`` (one batched run per counterpart, ``groups`` naming each one's) with
+        the buyer and sellers sharing seeds before each scenario's ``branch`` turn; return the
+        records in input order and the error witnesses (buyer first)."""
+        from negolens.agents.runner import run_negotiations
+
+        share = (lambda agent: SharedPrefix(agent, branch, salt=step)) if branch else (lambda agent: agent)
+        witnesses = [ErrorWitness(share(buyer))]
+        records = [None] * len(scenarios)
+        for k, seller in enumerate(self.sellers):
+            rows = [i for i, g in enumerate(groups) if g == k]
+            if not rows:
+                continue
+            witnesses.append(ErrorWitness(share(seller)))
+            played = run_negotiations([scenarios[i] for i in rows], witnesses[0], witnesses[-1], run, progress=False)
+            played.sort(key=lambda r: r["id"])  # runner order is completion order; ids keep input order
+            for i, r in zip(rows, played):
+                records[i] = r
+        return records, witnesses
 
     def _log(self, step: int, stats: dict, records: list[dict]) -> None:
         with open(self.out / "rollouts" / f"step{step:05d}.jsonl", "w") as fh:

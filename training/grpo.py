@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from negolens.config import option, to_dict
-from negolens.errors import NegolensError
+from negolens.errors import NegolensError, choice
 from negolens.paths import data_dir
 from negolens.runs import model_fingerprint, model_refs, refuse_file, start_run
 from negolens.training.adapters import point_adapter_at, start_model_callback
+from negolens.training.branching import BRANCHING
 from negolens.training.environment import NegotiationRollout, rlvr_reward_func
 from negolens.training.recipe import CURRICULA, RECIPE, curriculum_order
 from negolens.training.sft import LORA_TARGETS
@@ -75,9 +76,9 @@ class GRPORunConfig:
     max_utterance_tokens: int = option(32, "tokens per utterance in the rollouts")
     announce_turns: bool = option(False, "both sides see the turns left after every message (rollouts and "
                                   "evaluations alike)")
-    branch: bool = option(False, "a group's negotiations share their turns up to a random buyer turn and differ from "
-                          "there, so advantages compare moves in one state (training/branching.py; pair with "
-                          "--loss-type dr_grpo)")
+    branch: str = option("off", "branching groups (training/branching.py; pair with --loss-type dr_grpo): off | any "
+                         "(a group's negotiations share their turns up to a random buyer turn, then differ) | open "
+                         "(the same, the turn drawn among those the shared opening reaches undecided)")
     mode: str = option("lora", "lora | full")
     lora_r: int = option(16, "LoRA rank")
     lora_alpha: int = option(32, "LoRA alpha (the adapter is scaled by alpha / r)")
@@ -95,16 +96,14 @@ class GRPORunConfig:
                                       "rollout failed always stops")
 
     def __post_init__(self) -> None:
-        if self.mode not in ("lora", "full"):
-            raise NegolensError(f"GRPO mode must be lora or full, not {self.mode!r}")
+        choice(self.mode, ("lora", "full"), "GRPO mode")
         if not 0.0 <= self.max_failure_share <= 1.0:
             raise NegolensError(f"max_failure_share must be between 0 and 1, not {self.max_failure_share}")
         if self.group_size < 2:
             raise NegolensError("group_size must be at least 2: advantages are relative to the group")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise NegolensError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
-        if self.curriculum not in CURRICULA:
-            raise NegolensError(f"curriculum must be one of {', '.join(CURRICULA)}, not {self.curriculum!r}")
+        choice(self.dtype, ("float32", "bfloat16"), "dtype")
+        choice(self.branch, BRANCHING, "branch")
+        choice(self.curriculum, CURRICULA, "curriculum")
         if self.stall_cost < 0:
             raise NegolensError(f"stall_cost must be at least 0, not {self.stall_cost}")
         if self.steps < 1 or self.products_per_step < 1 or self.save_every < 1:

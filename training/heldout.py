@@ -21,8 +21,9 @@ METRICS = ("reward", "deal", "overshoot", "bargained_ratio", "protocol_failure",
 
 def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = None, max_turns: int = 8,
          batch_size: int = 16, seed: int = 0, models: dict | None = None, progress: bool = True,
-         replay_stale: bool = True, device: str = "auto", announce_turns: bool = False) -> list[dict]:
-    """Greedy negotiations of a model as the buyer, one per scenario.
+         replay_stale: bool = True, device: str = "auto", announce_turns: bool = False,
+         temperature: float = 0.0) -> list[dict]:
+    """Negotiations of a model as the buyer, one per scenario (greedy unless ``temperature`` > 0).
 
     Parameters
     ----------
@@ -52,6 +53,10 @@ def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = No
     announce_turns : bool
         Show both sides the turns left after every message
         (:class:`~negolens.agents.runner.RunConfig`); evaluate a buyer trained with it the same way.
+    temperature : float
+        The buyer's sampling temperature (0: greedy). A GRPO policy is trained on samples, and its
+        greedy play can differ from what it learned (an act it samples 40% of the time never
+        wins an argmax); sampled play is seeded by ``seed``, so it too pairs and reruns alike.
 
     Returns
     -------
@@ -72,7 +77,7 @@ def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = No
     refuse_file(out)
     scenarios = list(scenarios)
     models = {} if models is None else models
-    buyer = make_agent(str(model_ref), "buyer", models=models, device=device)
+    buyer = make_agent(str(model_ref), "buyer", models=models, device=device, temperature=temperature)
     counterpart = make_agent(seller, "seller", models=models, device=device)
     config = RunConfig(max_turns=max_turns, seed=seed, batch_size=batch_size, announce_turns=announce_turns)
     stale = False

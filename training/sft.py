@@ -79,6 +79,8 @@ class SFTConfig:
                          "buyer's budget is its target, which half of Craigslist buyers paid beyond) | cover "
                          "(budget raised to what the buyer paid, cost lowered to what the seller took: no turn "
                          "breaks its hard limit) | drop (only dialogues where nobody broke their limit)")
+    announce_turns: bool = option(False, "follow every context message with the turns the human dialogue had "
+                                  "left after it (in hindsight), as --announce-turns negotiations show the deadline")
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "lora", "qlora"):
@@ -154,7 +156,10 @@ SFT_OUTPUTS = ("adapter_config.json", "adapter_model.safetensors", "README.md", 
 
 def _identity(cfg: SFTConfig, **extra) -> dict:
     """What makes two SFT runs the same: the config, the base's content (a local folder) and the data."""
-    return {**to_dict(cfg), "model_content": model_fingerprint(cfg.model), **extra}
+    settings = to_dict(cfg)
+    if not settings["announce_turns"]:  # added later: recorded only when on, so earlier runs still resume
+        del settings["announce_turns"]
+    return {**settings, "model_content": model_fingerprint(cfg.model), **extra}
 
 
 def _digest(examples: list[Example]) -> str:
@@ -349,9 +354,11 @@ def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = Non
 
         model = load(config.model, device=device)
     dialogues = match_limits(load_transcripts("craigslist-test", None, data), config.limits)
-    train = build_examples(model, dialogues[: config.train_dialogues], config.role, config.max_tokens)
+    train = build_examples(model, dialogues[: config.train_dialogues], config.role, config.max_tokens,
+                           config.announce_turns)
     held = first_examples(model, match_limits(load_transcripts("craigslist-dev", None, data), config.limits)
-                          if config.eval_examples else [], config.role, config.max_tokens, config.eval_examples)
+                          if config.eval_examples else [], config.role, config.max_tokens, config.eval_examples,
+                          config.announce_turns)
     say(f"{len(train)} training examples, {len(held)} held-out examples ({config.role}, {config.mode})")
     notes = {"data": f"craigslist_bargains/test.jsonl (train), validation_dev.jsonl (eval); limits: {config.limits}"}
     if not train:
