@@ -5,8 +5,8 @@ differ from their first turn, a good closing move late in a dialogue is credited
 every earlier move of that dialogue, and a bad early move is blamed on all of them (the README's
 run 3: the buyer learned to stall at every turn although the last-turn offers it sampled were
 paid). With branching, each group picks a *branch turn* ``k`` (one of the buyer's turns, at
-random, or — ``open``, the default of the recipe — among the turns the group's shared opening
-reaches undecided): before ``k`` its G dialogues sample with the same seeds, so they are the same dialogue
+random with ``any``, or with ``open`` among the turns the group's shared opening reaches
+undecided): before ``k`` its G dialogues sample with the same seeds, so they are the same dialogue
 (same messages, same tokens); from ``k`` on each samples its own. The group's advantages then
 compare moves made in the same state, and the shared tokens carry advantages that sum to zero
 over the group (with TRL's ``loss_type="dr_grpo"``, whose normaliser is a constant, their

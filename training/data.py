@@ -65,10 +65,14 @@ def _acts(transcript) -> list[tuple[str, str, Act | None, float | None]]:
 def protocol_turns(transcript, announce_turns: bool = False) -> list[tuple[str, str]]:
     """(role, public text with action line) for every turn of a human transcript; with
     ``announce_turns`` each action line ends with the turns the dialogue had after it."""
-    acts = _acts(transcript)
-    note = (lambda i: TurnRecord(i, "", "", None, None, turns_left=len(acts) - i - 1).note()) if announce_turns \
-        else (lambda i: "")
-    return [(role, f"{text}\n{format_action(act, price)}{note(i)}") for i, (role, text, act, price) in enumerate(acts)]
+    turns = [(role, f"{text}\n{format_action(act, price)}") for role, text, act, price in _acts(transcript)]
+    return _with_deadline(turns) if announce_turns else turns
+
+
+def _with_deadline(turns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``turns`` with each message followed by the environment's note of the turns left after it."""
+    return [(role, text + TurnRecord(i, role, "", None, None, turns_left=len(turns) - i - 1).note())
+            for i, (role, text) in enumerate(turns)]
 
 
 def human_limits(transcript) -> tuple[float | None, float | None]:
@@ -190,7 +194,7 @@ def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 51
     end = model.stop_ids()[0] if model.tokenizer.eos_token_id is None else model.tokenizer.eos_token_id
     for tr in transcripts:
         turns = protocol_turns(tr)
-        shown = protocol_turns(tr, announce_turns) if announce_turns else turns
+        shown = _with_deadline(turns) if announce_turns else turns
         for r in roles:
             for t, (speaker, text) in enumerate(turns):
                 if speaker != r:
