@@ -65,6 +65,41 @@ def test_reward_filtered_examples_train_exactly_the_sampled_tokens_of_the_best_r
         read_rollouts(tmp_path)
 
 
+def test_train_filtered_verb_trains_the_start_model_on_the_kept_rollouts(tiny_dirs, tiny_llama, tmp_path, capsys):
+    """``negolens train filtered``: one call of run_filtered; the checkpoint's manifest says which
+    rollouts were kept, its weights moved, a rerun does nothing, a threshold nobody clears is a
+    one-line error that gives the best reward there was."""
+    from typer.testing import CliRunner
+
+    from negolens.cli import app
+
+    recs = _records(tiny_llama, n=4)
+    for k, r in enumerate(recs):
+        r["metrics"]["reward"] = [0.5, -1.0, 0.0, 0.2][k]
+    (tmp_path / "run" / "rollouts").mkdir(parents=True)
+    (tmp_path / "run" / "rollouts" / "step00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    args = ["train", "filtered", "--model", str(tiny_dirs["llama"]), "--runs", str(tmp_path / "run"),
+            "--min-reward", "0.1", "--steps", "2", "--batch-size", "1", "--lr", "1e-2", "--out", str(tmp_path / "out")]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "4 rollouts, 2 with reward > 0.1" in first.output
+    manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
+    assert manifest["filtered"] == {"runs": [str(tmp_path / "run")], "min_reward": 0.1, "rollouts": 4, "kept": 2}
+    trained = negolens.load(str(tmp_path / "out"))
+    assert any(not torch.equal(a.cpu(), b.cpu()) for a, b in zip(trained.hf.parameters(), tiny_llama.hf.parameters()))
+    weights = next((tmp_path / "out").glob("*.safetensors"))
+    stamp = weights.stat().st_mtime_ns
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and weights.stat().st_mtime_ns == stamp  # the same run: not trained again
+    from negolens.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([a if a != "0.1" else "0.9" for a in args[:-1]] + [str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 2 and err[-1].startswith("negolens: error: none of the 4 rollouts")
+    assert "the best: 0.5" in err[-1] and "--min-reward" in err[-1] and "Traceback" not in "".join(err)
+
+
 @pytest.mark.parametrize("announce", [False, True])
 def test_every_buyer_turn_was_sampled_in_the_context_it_is_trained_in(tiny_llama, announce):
     """The prompt the agent read at each turn is a prefix of the training sequence, and the
@@ -233,6 +268,7 @@ def test_run_grpo_trains_then_compares_start_and_final_on_held_out(tiny_dirs, tm
     assert len(result.before) == len(result.after) == 2
     assert [r["id"] for r in result.before] == [r["id"] for r in result.after]  # the same held-out scenarios
     assert result.comparison.set_index("metric").loc["reward", "n_pairs"] == 2
+    assert all(r["buyer"]["max_utterance_tokens"] == 6 for r in result.before + result.after)  # played as trained
     assert (tmp_path / "run" / "eval.json").is_file() and "paired" in messages[-1]
     from negolens.agents.scenarios import split_scenarios
 
@@ -240,7 +276,8 @@ def test_run_grpo_trains_then_compares_start_and_final_on_held_out(tiny_dirs, tm
     assert {r["scenario"]["id"] for r in result.after} <= held
 
 
-def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
+@pytest.mark.parametrize("branch", ["open", "last"])
+def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path, branch):
     """The zopa curriculum trains on mutual-interest products widest-first, a seller list gives
     whole groups one counterpart each, the stall cost changes only the training reward, the
     deadline is announced, and a branching group's dialogues are one dialogue up to its branch turn."""
@@ -261,7 +298,7 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
     start = str(tiny_dirs["llama"])
     cfg = GRPORunConfig(model=start, steps=1, products_per_step=2, group_size=2, max_turns=4, save_every=1,
                         max_utterance_tokens=6, seller="rule:aggressive,rule:passive", stall_cost=0.1,
-                        curriculum="zopa", announce_turns=True, branch="open", loss_type="dr_grpo")
+                        curriculum="zopa", announce_turns=True, branch=branch, loss_type="dr_grpo")
     out = tmp_path / "levers"
     train_grpo(negolens.load(start), cfg, scen, out, progress=False)
     recs = [json.loads(x) for x in (out / "rollouts" / "step00001.jsonl").read_text().splitlines()]
@@ -281,6 +318,8 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path):
         k = a["branch_turn"]
         assert k == b["branch_turn"] and k in (0, 2)
         assert a["branch_reached"] == b["branch_reached"] and (k < a["branch_reached"] or k == 0)  # an open turn
+        if branch == "last":  # the last open one
+            assert k == max([t for t in (0, 2) if t < a["branch_reached"]], default=0)
         assert [t["token_ids"] for t in a["turns"][:k]] == [t["token_ids"] for t in b["turns"][:k]]
 
 
@@ -348,3 +387,19 @@ def test_heldout_play_samples_with_a_temperature_and_reruns_alike(tiny_dirs, tmp
     assert all(r["buyer"]["temperature"] == 1.0 for r in sampled)
     again = play(start, items, max_turns=4, progress=False, models=models, out=tmp_path / "s")  # greedy now: replayed
     assert words(again) == words(greedy)
+
+
+def test_heldout_play_caps_the_buyers_words_as_the_rollouts_did(tiny_dirs, tmp_path):
+    """``max_utterance_tokens`` reaches the buyer: its messages are shorter, the setting is
+    recorded with the buyer (a GRPO policy is evaluated the way its rollouts were played), and a
+    rerun into the folder with another cap plays again instead of returning the old dialogues."""
+    from negolens.training.heldout import play
+
+    items = load_scenarios("builtin", 2)
+    start, models = str(tiny_dirs["llama"]), {}
+    buyer_tokens = lambda recs: [t["new_tokens"] for r in recs for t in r["turns"] if t["role"] == "buyer"]
+    short = play(start, items, max_turns=4, progress=False, models=models, max_utterance_tokens=2, out=tmp_path / "e")
+    assert all(r["buyer"]["max_utterance_tokens"] == 2 for r in short)
+    full = play(start, items, max_turns=4, progress=False, models=models, out=tmp_path / "e")
+    assert all(r["buyer"]["max_utterance_tokens"] == 40 for r in full)
+    assert max(buyer_tokens(short)) < max(buyer_tokens(full))

@@ -5,12 +5,12 @@ differ from their first turn, a good closing move late in a dialogue is credited
 every earlier move of that dialogue, and a bad early move is blamed on all of them (the README's
 run 3: the buyer learned to stall at every turn although the last-turn offers it sampled were
 paid). With branching, each group picks a *branch turn* ``k`` (one of the buyer's turns, at
-random with ``any``, or with ``open`` among the turns the group's shared opening reaches
-undecided): before ``k`` its G dialogues sample with the same seeds, so they are the same dialogue
-(same messages, same tokens); from ``k`` on each samples its own. The group's advantages then
-compare moves made in the same state, and the shared tokens carry advantages that sum to zero
-over the group (with TRL's ``loss_type="dr_grpo"``, whose normaliser is a constant, their
-gradients cancel exactly).
+random with ``any``; with ``open`` among the turns the group's shared opening reaches
+undecided; with ``last`` the last of those, the deadline move): before ``k`` its G dialogues
+sample with the same seeds, so they are the same dialogue (same messages, same tokens); from
+``k`` on each samples its own. The group's advantages then compare moves made in the same
+state, and the shared tokens carry advantages that sum to zero over the group (with TRL's
+``loss_type="dr_grpo"``, whose normaliser is a constant, their gradients cancel exactly).
 
 :class:`SharedPrefix` wraps an agent so that dialogues of one scenario draw the same sampling
 seed for every turn before the scenario's branch turn; :func:`branch_turns` draws the turns.
@@ -25,12 +25,13 @@ from negolens.agents.runner import turn_seed
 
 __all__ = ["BRANCHING", "SharedPrefix", "branch_turns"]
 
-BRANCHING = ("off", "any", "open")
-"""Branching modes: none, a random buyer turn, a buyer turn the shared opening reaches undecided."""
+BRANCHING = ("off", "any", "open", "last")
+"""Branching modes: none, a random buyer turn, a buyer turn the shared opening reaches undecided,
+the last buyer turn it reaches undecided."""
 
 
 def branch_turns(scenario_ids: list[str], max_turns: int, seed: int, first: str = "buyer",
-                 reached: dict[str, int] | None = None) -> dict[str, int]:
+                 reached: dict[str, int] | None = None, last: bool = False) -> dict[str, int]:
     """A branch turn per scenario: one of the buyer's turn indices, drawn with ``seed``.
 
     Parameters
@@ -47,6 +48,9 @@ def branch_turns(scenario_ids: list[str], max_turns: int, seed: int, first: str 
         Scenario id → number of turns its shared opening (the scout) played: the turn is drawn
         among the buyer turns before that, the turns where the dialogue was still undecided. A
         scout that ended before the buyer's first turn leaves that first turn.
+    last : bool
+        Take the last of those turns instead of drawing one: every group compares moves at its
+        deadline (or wherever its opening still stood undecided last).
 
     Returns
     -------
@@ -61,11 +65,14 @@ def branch_turns(scenario_ids: list[str], max_turns: int, seed: int, first: str 
     >>> t = branch_turns(["a", "b"], max_turns=8, seed=0, reached={"a": 3, "b": 1})
     >>> t["a"] in (0, 2), t["b"]       # "a" reached turns 0-2 undecided, "b" ended at turn 0
     (True, 0)
+    >>> branch_turns(["a", "b"], max_turns=8, seed=0, reached={"a": 3, "b": 8}, last=True)
+    {'a': 2, 'b': 6}
     """
     rng = random.Random(seed)
     mine = [t for t in range(max_turns) if t % 2 == (0 if first == "buyer" else 1)]
     limit = reached or {}
-    return {sid: rng.choice([t for t in mine if t < limit.get(sid, max_turns)] or mine[:1])
+    pick = (lambda turns: turns[-1]) if last else rng.choice
+    return {sid: pick([t for t in mine if t < limit.get(sid, max_turns)] or mine[:1])
             for sid in sorted(set(scenario_ids))}
 
 

@@ -71,7 +71,7 @@ class NegotiationRollout:
         model.eval()
         with torch.no_grad():
             reached = None
-            if self.cfg.branch == "open":  # each group's scout: its shared opening, played through
+            if self.cfg.branch in ("open", "last"):  # each group's scout: its shared opening, played through
                 lead = {}  # scenario id -> its group's first row
                 for i, s in enumerate(scenarios):
                     lead.setdefault(s.id, i)
@@ -79,8 +79,8 @@ class NegotiationRollout:
                                     buyer, run, {sid: self.cfg.max_turns for sid in lead}, step)[0]
                 reached = {r["scenario"]["id"]: len(r["turns"]) for r in scouts}
             # branching groups: the same draw on every process, so a group split across processes still shares
-            branch = (branch_turns(prompts, self.cfg.max_turns, self.cfg.seed * 7_919 + step, reached=reached)
-                      if self.cfg.branch != "off" else {})
+            branch = (branch_turns(prompts, self.cfg.max_turns, self.cfg.seed * 7_919 + step, reached=reached,
+                                   last=self.cfg.branch == "last") if self.cfg.branch != "off" else {})
             records, witnesses = self._play(scenarios, groups, buyer, run, branch, step)
         model.train(was_training)
         for i, r in enumerate(records):

@@ -13,6 +13,9 @@ covers exactly the tokens the policy sampled (its words, acts and price digits),
 the context it sampled them in, and none of the seller's or the template's. Rollouts come from
 training products only (GRPO's train split), so held-out evaluation stays held out.
 
+:class:`FilteredConfig` and :func:`run_filtered` are the whole job (``negolens train
+filtered``): read the runs' rollouts, keep the best, train the start model on them, save.
+
 Examples
 --------
 >>> from negolens.training.filtered import best_rollouts
@@ -24,13 +27,63 @@ Examples
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from negolens.config import option
 from negolens.errors import NegolensError
 from negolens.training.data import IGNORE, Example
 from negolens.training.rollouts import buyer_sequence
+from negolens.training.sft import LORA_TARGETS, SFTConfig, train_sft
+from negolens.zoo import DEFAULT_MODEL
 
-__all__ = ["read_rollouts", "best_rollouts", "rollout_examples"]
+__all__ = ["FilteredConfig", "read_rollouts", "best_rollouts", "rollout_examples", "run_filtered"]
+
+
+@dataclass
+class FilteredConfig:
+    """Settings of a reward-filtered fine-tuning run (every field is a ``negolens train filtered`` option).
+
+    The optimisation fields mean what they mean in :class:`~negolens.training.sft.SFTConfig`
+    (:meth:`sft` builds that config); there is no held-out loss, because the examples are a
+    policy's own samples, not a fixed corpus.
+
+    Examples
+    --------
+    >>> cfg = FilteredConfig(model="results/sft-buyer", runs=("results/grpo",), min_reward=0.3)
+    >>> cfg.sft().role, cfg.sft().eval_examples, cfg.sft().lr
+    ('buyer', 0, 0.0002)
+    """
+
+    model: str = option(DEFAULT_MODEL, "the buyer to improve: zoo name or checkpoint directory")
+    runs: tuple[str, ...] = option((), "GRPO run directories whose logged rollouts are filtered (comma list)")
+    min_reward: float = option(0.0, "keep the dialogues whose paper reward (never a shaped one) is above this")
+    steps: int = option(30, "optimizer steps")
+    batch_size: int = option(4, "dialogues per optimizer step")
+    lr: float | None = option(None, "learning rate (default 2e-4 for lora, 3e-5 for full)")
+    mode: str = option("lora", "full | lora | qlora (CUDA only)")
+    max_tokens: int = option(1024, "longest dialogue in tokens; longer ones are dropped, never cut")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha (the adapter is scaled by alpha / r)")
+    lora_targets: tuple[str, ...] = option(LORA_TARGETS, "modules that get LoRA adapters")
+    dtype: str = option("float32", "float32 | bfloat16 (autocast matmuls; weights and optimizer stay float32)")
+    seed: int = option(0, "seed of the batch order and the adapter initialisation")
+
+    def __post_init__(self) -> None:
+        self.runs = (self.runs,) if isinstance(self.runs, (str, Path)) else tuple(str(r) for r in self.runs)
+        if not self.runs:
+            raise NegolensError("no GRPO runs to filter: pass --runs DIR[,DIR...] (directories of negolens train grpo)")
+        if not -1.0 <= self.min_reward < 1.0:
+            raise NegolensError(f"min_reward must be in [-1, 1), the paper reward's range; got {self.min_reward}")
+        self.lr = self.sft().lr  # validated and resolved as SFT does
+
+    def sft(self) -> SFTConfig:
+        """The :class:`~negolens.training.sft.SFTConfig` that trains the buyer on the kept rollouts."""
+        return SFTConfig(model=self.model, role="buyer", mode=self.mode, steps=self.steps, batch_size=self.batch_size,
+                         lr=self.lr, max_tokens=self.max_tokens, eval_examples=0, eval_every=self.steps,
+                         lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_targets=tuple(self.lora_targets),
+                         dtype=self.dtype, seed=self.seed)
 
 
 def read_rollouts(runs) -> list[dict]:
@@ -92,3 +145,65 @@ def rollout_examples(model, records: list[dict], role: str = "buyer", max_tokens
         labels = [IGNORE] * len(prompt) + [t if m else IGNORE for t, m in zip(completion, mask)]
         out.append(Example(prompt + completion, labels, r.get("id", ""), role))
     return out
+
+
+def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str], None] | None = None,
+                 progress: bool = True, overwrite: bool = False, device: str = "auto") -> Path:
+    """Reward-filtered fine-tuning: the buyer trained on the best rollouts of GRPO runs.
+
+    Parameters
+    ----------
+    config : FilteredConfig
+        The start model, the runs, the reward threshold and the optimisation.
+    out : str or Path
+        The checkpoint directory (created); it loads anywhere a model is asked for, e.g. as the
+        start of the next GRPO run (``negolens train grpo --model OUT``).
+    log : callable, optional
+        Receives one-line messages (how many rollouts were read and kept, the checkpoint).
+    progress : bool
+        Show a progress bar.
+    overwrite : bool
+        Replace another run in ``out``; the same run (settings, start model and examples) is
+        returned at once without training.
+    device : str
+        Where the start model is loaded and trained (``"auto"``: CUDA when available).
+
+    Returns
+    -------
+    Path
+        The checkpoint directory.
+
+    Raises
+    ------
+    NegolensError
+        When a run has no rollouts, or no dialogue clears ``min_reward`` (the message gives the
+        best reward there was).
+
+    Examples
+    --------
+    >>> cfg = FilteredConfig(model="results/sft-buyer", runs=("results/grpo",), min_reward=0.3)
+    >>> run_filtered(cfg, "results/filtered")  # doctest: +SKIP
+    PosixPath('results/filtered')
+    """
+    from negolens.hooked import load
+
+    say = log or (lambda _msg: None)
+    records = read_rollouts(list(config.runs))
+    best = best_rollouts(records, config.min_reward)
+    if not best:
+        top = max((r["metrics"]["reward"] for r in records if r["metrics"]["reward"] is not None), default=None)
+        raise NegolensError(f"none of the {len(records)} rollouts has a reward above {config.min_reward} (the best: "
+                            f"{top}); lower --min-reward or add runs")
+    model = load(config.model, device=device)
+    examples = rollout_examples(model, best, max_tokens=config.max_tokens)
+    if not examples:
+        raise NegolensError(f"all {len(best)} kept dialogues are longer than max_tokens={config.max_tokens}; raise it")
+    trained = sum(label != IGNORE for e in examples for label in e.labels)
+    say(f"{len(records)} rollouts, {len(best)} with reward > {config.min_reward}, {len(examples)} examples, "
+        f"{trained} trained tokens")
+    notes = {"data": f"rollouts of {', '.join(config.runs)} with reward > {config.min_reward}",
+             "filtered": {"runs": list(config.runs), "min_reward": config.min_reward, "rollouts": len(records),
+                          "kept": len(best)}}
+    path = train_sft(model, config.sft(), examples, [], out, progress=progress, notes=notes, overwrite=overwrite)
+    say(f"checkpoint: {path}")
+    return Path(path)

@@ -78,7 +78,8 @@ class GRPORunConfig:
                                   "evaluations alike)")
     branch: str = option("off", "branching groups (training/branching.py; pair with --loss-type dr_grpo): off | any "
                          "(a group's negotiations share their turns up to a random buyer turn, then differ) | open "
-                         "(the same, the turn drawn among those the shared opening reaches undecided)")
+                         "(the same, the turn drawn among those the shared opening reaches undecided) | last (the "
+                         "last of those: every group compares its deadline moves)")
     mode: str = option("lora", "lora | full")
     lora_r: int = option(16, "LoRA rank")
     lora_alpha: int = option(32, "LoRA alpha (the adapter is scaled by alpha / r)")
@@ -86,8 +87,8 @@ class GRPORunConfig:
     save_every: int = option(10, "checkpoint every N steps (a rerun resumes from the last)")
     eval_products: int = option(40, "held-out test products for the before/after evaluation (0: skip)")
     seed: int = option(0, "seed of the rollouts, the data order and the evaluation sample")
-    curriculum: str = option("none", "order of the training products: none (shuffled) | zopa (mutual-interest "
-                             "products only, widest zone of agreement (budget - cost) / budget first, not shuffled)")
+    curriculum: str = option("none", "training products: none (all, shuffled) | zopa (mutual-interest only, widest "
+                             "zone (budget - cost) / budget first, not shuffled) | mutual (mutual-interest only, shuffled)")
     stall_cost: float = option(0.0, "reward shaping, off by default: subtract this per buyer turn that names no "
                                "price (talk acts, reject) from the TRAINING reward; steps.jsonl logs both, every "
                                "evaluation reports the paper's unshaped reward")
@@ -257,7 +258,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         bf16=cfg.dtype == "bfloat16", use_cpu=_trains_on_cpu(model), disable_tqdm=not progress,
         lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, remove_unused_columns=False,
         gradient_checkpointing=False,  # small models: recomputation only costs time here
-        shuffle_dataset=cfg.curriculum == "none",
+        shuffle_dataset=cfg.curriculum != "zopa",
     )
     peft_config = None
     if cfg.mode == "lora":
@@ -317,8 +318,9 @@ def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None 
 
     Trains against ``config.seller`` on the ``train`` split of ``config.source``
     (:func:`~negolens.agents.scenarios.split_scenarios`), then plays the starting and the final
-    buyer greedily on ``config.eval_products`` scenarios of the ``test`` split and pairs them
-    per scenario (:func:`~negolens.training.heldout.paired_comparison`). A rerun of the same run
+    buyer greedily, with the rollouts' ``max_utterance_tokens``, on ``config.eval_products``
+    scenarios of the ``test`` split and pairs them per scenario
+    (:func:`~negolens.training.heldout.paired_comparison`). A rerun of the same run
     (``out/run.json``) resumes from the last checkpoint and from the dialogues already played;
     a finished run is not trained again, and a larger ``steps`` extends it. Each evaluation
     folder records the buyer it played (a content fingerprint of the checkpoint), and is
@@ -389,7 +391,7 @@ def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None 
         return result
     held = split_scenarios(config.source, "test", config.eval_products, data=data, seed=config.seed)
     kw = dict(max_turns=config.max_turns, seed=config.seed, progress=progress, device=device,
-              announce_turns=config.announce_turns)
+              announce_turns=config.announce_turns, max_utterance_tokens=config.max_utterance_tokens)
     result.before = play(config.model, held, config.seller, out / "eval-start", **kw)
     result.after = play(final, held, config.seller, out / "eval-final", **kw)
     result.comparison = paired_comparison(result.before, result.after, seed=config.seed)

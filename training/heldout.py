@@ -22,7 +22,7 @@ METRICS = ("reward", "deal", "overshoot", "bargained_ratio", "protocol_failure",
 def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = None, max_turns: int = 8,
          batch_size: int = 16, seed: int = 0, models: dict | None = None, progress: bool = True,
          replay_stale: bool = True, device: str = "auto", announce_turns: bool = False,
-         temperature: float = 0.0) -> list[dict]:
+         temperature: float = 0.0, max_utterance_tokens: int = 40) -> list[dict]:
     """Negotiations of a model as the buyer, one per scenario (greedy unless ``temperature`` > 0).
 
     Parameters
@@ -57,6 +57,11 @@ def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = No
         The buyer's sampling temperature (0: greedy). A GRPO policy is trained on samples, and its
         greedy play can differ from what it learned (an act it samples 40% of the time never
         wins an argmax); sampled play is seeded by ``seed``, so it too pairs and reruns alike.
+    max_utterance_tokens : int
+        The buyer's words per message. Evaluate a GRPO policy with its run's
+        ``max_utterance_tokens`` (the recipe's 8): given 40, a policy trained on short messages
+        writes on, and the prices it writes into its words leak into its act (README, "Train and
+        evaluate alike").
 
     Returns
     -------
@@ -77,7 +82,8 @@ def play(model_ref, scenarios, seller: str = "rule", out: str | Path | None = No
     refuse_file(out)
     scenarios = list(scenarios)
     models = {} if models is None else models
-    buyer = make_agent(str(model_ref), "buyer", models=models, device=device, temperature=temperature)
+    buyer = make_agent(str(model_ref), "buyer", models=models, device=device, temperature=temperature,
+                       max_utterance_tokens=max_utterance_tokens)
     counterpart = make_agent(seller, "seller", models=models, device=device)
     config = RunConfig(max_turns=max_turns, seed=seed, batch_size=batch_size, announce_turns=announce_turns)
     stale = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 __all__ = ["CURRICULA", "RECIPE", "curriculum_order"]
 
-CURRICULA = ("none", "zopa")
+CURRICULA = ("none", "zopa", "mutual")
 
 
 def curriculum_order(scenarios: list, curriculum: str) -> list:
@@ -13,7 +13,9 @@ def curriculum_order(scenarios: list, curriculum: str) -> list:
 
     ``none``: as given (TRL shuffles them). ``zopa``: only mutual-interest products (budget >
     cost), the widest zone of possible agreement relative to the budget first — the easy deals
-    before the hard ones.
+    before the hard ones. ``mutual``: only mutual-interest products, as given (TRL shuffles
+    them): a short run sees narrow zones too, as held-out products have them, where ``zopa``'s
+    first steps see only the widest.
 
     Examples
     --------
@@ -23,10 +25,15 @@ def curriculum_order(scenarios: list, curriculum: str) -> list:
     ...     [x.id for x in s], key=lambda i: -[(y.buyer_budget - y.seller_cost) / y.buyer_budget for y in s
     ...                                        if y.id == i][0])
     True
+    >>> from dataclasses import replace
+    >>> [x.id for x in curriculum_order([replace(s[0], seller_cost=1e9), *s[1:]], "mutual")] == [x.id for x in s[1:]]
+    True
     """
     if curriculum == "none":
         return list(scenarios)
     mutual = [s for s in scenarios if s.buyer_budget > s.seller_cost]
+    if curriculum == "mutual":
+        return mutual
     return sorted(mutual, key=lambda s: -(s.buyer_budget - s.seller_cost) / s.buyer_budget)
 
 

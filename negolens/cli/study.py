@@ -255,7 +255,8 @@ class Study:
         for label, folder in (("untuned", "eval-untuned"), ("SFT", "eval-start"), ("GRPO", "eval-final")):
             ref = {"untuned": c.model, "SFT": self.sft_buyer, "GRPO": result.final}[label]
             recs = play(ref, held, "rule", out / folder, max_turns=grpo.max_turns, seed=c.seed, progress=False,
-                        device=c.device, announce_turns=grpo.announce_turns)
+                        device=c.device, announce_turns=grpo.announce_turns,
+                        max_utterance_tokens=grpo.max_utterance_tokens)
             t = summarize(recs, ["reward", "deal", "overshoot", "bargained_ratio", "protocol_failure"], seed=c.seed)
             t.insert(0, "model", label)
             rows.append(t)

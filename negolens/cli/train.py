@@ -1,4 +1,4 @@
-"""``negolens train sft | grpo`` — fine-tune agents."""
+"""``negolens train sft | grpo | filtered`` — fine-tune agents."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from negolens.cli import app
 from negolens.cli.options import DATA, DEVICE, OVERWRITE, Extra, out_dir, verb, with_preset
-from negolens.training import GRPORunConfig, SFTConfig
+from negolens.training import FilteredConfig, GRPORunConfig, SFTConfig
 
 train_app = typer.Typer(no_args_is_help=True,
                         help="Fine-tune agents: SFT role specialists (full, LoRA, QLoRA) and the RLVR buyer (GRPO).")
@@ -44,3 +44,13 @@ def grpo(cfg: GRPORunConfig, quick: bool, out: Path, data: Path | None, overwrit
     cfg = with_preset(cfg, GRPORunConfig.quick()) if quick else cfg
     result = run_grpo(cfg, out, data=data, log=typer.echo, overwrite=overwrite, device=device)  # steps, evaluation
     typer.echo(str(result.final))
+
+
+@verb(train_app, FilteredConfig, name="filtered", out=out_dir("results/filtered"), overwrite=OVERWRITE, device=DEVICE)
+def filtered(cfg: FilteredConfig, out: Path, overwrite: bool, device: str) -> None:
+    """Reward-filtered fine-tuning (RAFT): the buyer trained on the GRPO rollouts whose paper
+    reward clears --min-reward, the loss on exactly the tokens the policy sampled. A rerun of the
+    same run does nothing; another run into the same --out is refused (see --overwrite)."""
+    from negolens.training import run_filtered
+
+    typer.echo(str(run_filtered(cfg, out, log=typer.echo, overwrite=overwrite, device=device)))
