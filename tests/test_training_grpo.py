@@ -42,64 +42,6 @@ def test_env_mask_is_exactly_the_tokens_the_buyer_sampled(tiny_llama):
                 assert turn["utterance"].replace(" ", "") not in text.replace(" ", "")
 
 
-def test_reward_filtered_examples_train_exactly_the_sampled_tokens_of_the_best_rollouts(tiny_llama, tmp_path):
-    """read_rollouts -> best_rollouts (the paper's reward, not the shaped one) -> rollout_examples,
-    whose labels are the buyer's sampled ids and nothing else; a folder without rollouts is an error."""
-    from negolens.training.data import IGNORE
-    from negolens.training.filtered import best_rollouts, read_rollouts, rollout_examples
-
-    recs = _records(tiny_llama, n=4)
-    for k, r in enumerate(recs):
-        r["metrics"]["reward"], r["training_reward"] = [0.5, -1.0, 0.0, 0.2][k], 9.0
-    (tmp_path / "run" / "rollouts").mkdir(parents=True)
-    (tmp_path / "run" / "rollouts" / "step00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    best = best_rollouts(read_rollouts(tmp_path / "run"), min_reward=0.0)
-    assert [r["id"] for r in best] == [recs[0]["id"], recs[3]["id"]]
-    examples = rollout_examples(tiny_llama, best)
-    for rec, ex in zip(best, examples):
-        sampled = [i for t in rec["turns"] if t["role"] == "buyer" for i, f in zip(t["token_ids"], t["sampled"]) if f]
-        assert [t for t in ex.labels if t != IGNORE] == sampled and ex.role == "buyer"
-        assert len(ex.labels) == len(ex.input_ids)
-    assert rollout_examples(tiny_llama, best, max_tokens=8) == []  # too long: dropped, never cut
-    with pytest.raises(NegolensError, match="GRPO run"):
-        read_rollouts(tmp_path)
-
-
-def test_train_filtered_verb_trains_the_start_model_on_the_kept_rollouts(tiny_dirs, tiny_llama, tmp_path, capsys):
-    """``negolens train filtered``: one call of run_filtered; the checkpoint's manifest says which
-    rollouts were kept, its weights moved, a rerun does nothing, a threshold nobody clears is a
-    one-line error that gives the best reward there was."""
-    from typer.testing import CliRunner
-
-    from negolens.cli import app
-
-    recs = _records(tiny_llama, n=4)
-    for k, r in enumerate(recs):
-        r["metrics"]["reward"] = [0.5, -1.0, 0.0, 0.2][k]
-    (tmp_path / "run" / "rollouts").mkdir(parents=True)
-    (tmp_path / "run" / "rollouts" / "step00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    args = ["train", "filtered", "--model", str(tiny_dirs["llama"]), "--runs", str(tmp_path / "run"),
-            "--min-reward", "0.1", "--steps", "2", "--batch-size", "1", "--lr", "1e-2", "--out", str(tmp_path / "out")]
-    first = CliRunner().invoke(app, args)
-    assert first.exit_code == 0, first.output
-    assert "4 rollouts, 2 with reward > 0.1" in first.output
-    manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
-    assert manifest["filtered"] == {"runs": [str(tmp_path / "run")], "min_reward": 0.1, "rollouts": 4, "kept": 2}
-    trained = negolens.load(str(tmp_path / "out"))
-    assert any(not torch.equal(a.cpu(), b.cpu()) for a, b in zip(trained.hf.parameters(), tiny_llama.hf.parameters()))
-    weights = next((tmp_path / "out").glob("*.safetensors"))
-    stamp = weights.stat().st_mtime_ns
-    again = CliRunner().invoke(app, args)
-    assert again.exit_code == 0 and weights.stat().st_mtime_ns == stamp  # the same run: not trained again
-    from negolens.cli import main
-
-    with pytest.raises(SystemExit) as done:
-        main([a if a != "0.1" else "0.9" for a in args[:-1]] + [str(tmp_path / "none")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert done.value.code == 2 and err[-1].startswith("negolens: error: none of the 4 rollouts")
-    assert "the best: 0.5" in err[-1] and "--min-reward" in err[-1] and "Traceback" not in "".join(err)
-
-
 @pytest.mark.parametrize("announce", [False, True])
 def test_every_buyer_turn_was_sampled_in_the_context_it_is_trained_in(tiny_llama, announce):
     """The prompt the agent read at each turn is a prefix of the training sequence, and the

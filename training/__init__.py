@@ -16,9 +16,9 @@ Building blocks: :func:`build_examples` and :func:`train_sft` (SFT on examples y
 (held-out, paired evaluation of buyers, split by mutual / conflicting interest,
 :mod:`~negolens.training.heldout`); :func:`match_limits` (human budgets made hard limits for
 SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers);
-:func:`read_rollouts`, :func:`best_rollouts` and :func:`rollout_examples` (reward-filtered
-fine-tuning on a run's best rollouts, :mod:`~negolens.training.filtered`; the whole job:
-:class:`FilteredConfig`, :func:`run_filtered`). Modules:
+:func:`read_rollouts`, :func:`heldout_dialogues`, :func:`best_rollouts` and :func:`rollout_examples`
+(reward-filtered fine-tuning on the best dialogues of GRPO or negotiation runs,
+:mod:`~negolens.training.filtered`; the whole job: :class:`FilteredConfig`, :func:`run_filtered`). Modules:
 :mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
 :mod:`~negolens.training.rollouts`, :mod:`~negolens.training.grpo`,
 :mod:`~negolens.training.heldout`, :mod:`~negolens.training.bench`.
@@ -33,7 +33,8 @@ fine-tuning on a run's best rollouts, :mod:`~negolens.training.filtered`; the wh
 
 from negolens.training.data import Example, build_examples, human_limits, match_limits, protocol_turns
 from negolens.training.environment import frac_zero_std, shaped_reward
-from negolens.training.filtered import FilteredConfig, best_rollouts, read_rollouts, rollout_examples, run_filtered
+from negolens.training.filtered import (FilteredConfig, best_rollouts, heldout_dialogues, read_rollouts,
+                                       rollout_examples, run_filtered)
 from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
 from negolens.training.recipe import RECIPE, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
@@ -46,5 +47,5 @@ __all__ = [
     "GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "buyer_sequence", "step_stats",
     "play", "paired_comparison", "format_comparison", "PHASES", "PhaseRules", "label_phases", "phase_spans",
     "RECIPE", "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std", "buyer_table", "interest",
-    "read_rollouts", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
+    "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
 ]

@@ -10,11 +10,19 @@ verifiable reward clears a threshold and train on their buyer turns with the pla
 The examples are built from the rollouts' own token ids with
 :func:`~negolens.training.rollouts.buyer_sequence`, the function GRPO trains on: the loss
 covers exactly the tokens the policy sampled (its words, acts and price digits), in exactly
-the context it sampled them in, and none of the seller's or the template's. Rollouts come from
-training products only (GRPO's train split), so held-out evaluation stays held out.
+the context it sampled them in, and none of the seller's or the template's.
+
+The dialogues come from GRPO runs (``rollouts/``) or from negotiation runs of the buyer, e.g.
+sampled on training products (``negolens negotiate --split train --temperature 1``): sample,
+filter, train, sample the result again is expert iteration with the existing verbs. Before any
+training, :func:`heldout_dialogues` checks that no kept dialogue was played on a held-out
+product, so held-out evaluation stays held out.
 
 :class:`FilteredConfig` and :func:`run_filtered` are the whole job (``negolens train
-filtered``): read the runs' rollouts, keep the best, train the start model on them, save.
+filtered``): read the runs' dialogues, keep the best, train the start model on them, save.
+Positive-only data show the policy nothing to avoid: the README's third round ("Expert
+iteration on training products") copies the seller's price more often everywhere, above the
+budget too.
 
 Examples
 --------
@@ -38,7 +46,7 @@ from negolens.training.rollouts import buyer_sequence
 from negolens.training.sft import LORA_TARGETS, SFTConfig, train_sft
 from negolens.zoo import DEFAULT_MODEL
 
-__all__ = ["FilteredConfig", "read_rollouts", "best_rollouts", "rollout_examples", "run_filtered"]
+__all__ = ["FilteredConfig", "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "run_filtered"]
 
 
 @dataclass
@@ -57,7 +65,7 @@ class FilteredConfig:
     """
 
     model: str = option(DEFAULT_MODEL, "the buyer to improve: zoo name or checkpoint directory")
-    runs: tuple[str, ...] = option((), "GRPO run directories whose logged rollouts are filtered (comma list)")
+    runs: tuple[str, ...] = option((), "GRPO runs or negotiate outputs whose dialogues are filtered (comma list)")
     min_reward: float = option(0.0, "keep the dialogues whose paper reward (never a shaped one) is above this")
     steps: int = option(30, "optimizer steps")
     batch_size: int = option(4, "dialogues per optimizer step")
@@ -73,7 +81,8 @@ class FilteredConfig:
     def __post_init__(self) -> None:
         self.runs = (self.runs,) if isinstance(self.runs, (str, Path)) else tuple(str(r) for r in self.runs)
         if not self.runs:
-            raise NegolensError("no GRPO runs to filter: pass --runs DIR[,DIR...] (directories of negolens train grpo)")
+            raise NegolensError("no runs to filter: pass --runs DIR[,DIR...] (outputs of negolens train grpo "
+                                "or negolens negotiate)")
         if not -1.0 <= self.min_reward < 1.0:
             raise NegolensError(f"min_reward must be in [-1, 1), the paper reward's range; got {self.min_reward}")
         self.lr = self.sft().lr  # validated and resolved as SFT does
@@ -87,27 +96,69 @@ class FilteredConfig:
 
 
 def read_rollouts(runs) -> list[dict]:
-    """Every rollout dialogue a GRPO run logged (``RUN/rollouts/step*.jsonl``), in step order.
+    """Every dialogue a run logged: a GRPO run's rollouts (``RUN/rollouts/step*.jsonl``, in step
+    order) or a negotiation run's records (``RUN/dialogues.jsonl``, ``negolens negotiate``).
+
+    A negotiation run of the buyer on training products, sampled (``--temperature 1``), is the
+    sampling half of expert iteration: filter it, train on it, sample the result again.
 
     Parameters
     ----------
     runs : str, Path or list of them
-        GRPO run directories.
+        GRPO run directories or negotiation output directories.
 
     Raises
     ------
     NegolensError
-        When a directory has no logged rollouts.
+        When a directory has neither.
     """
     out = []
     for run in [runs] if isinstance(runs, (str, Path)) else runs:
-        files = sorted((Path(run) / "rollouts").glob("step*.jsonl"))
+        files = sorted((Path(run) / "rollouts").glob("step*.jsonl")) or sorted(Path(run).glob("dialogues.jsonl"))
         if not files:
-            raise NegolensError(f"{run}: no rollouts/step*.jsonl; pass the directory of a GRPO run "
-                                f"(negolens train grpo --out DIR)")
+            raise NegolensError(f"{run}: no rollouts/step*.jsonl or dialogues.jsonl; pass the directory of a GRPO run "
+                                f"(negolens train grpo --out DIR) or of an LLM buyer's negotiations (negolens "
+                                f"negotiate --buyer MODEL --split train --out DIR)")
         for f in files:
             out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
     return out
+
+
+def heldout_dialogues(records: list[dict], data: str | Path | None = None) -> list[dict]:
+    """The dialogues played on a held-out product (the ``test`` side of
+    :func:`~negolens.agents.scenarios.split_scenarios` for their source), which no training may use.
+
+    Parameters
+    ----------
+    records : list of dict
+        Dialogue records (their ``scenario`` carries ``id`` and ``source``).
+    data : str or Path, optional
+        The data directory (see :func:`negolens.paths.data_dir`); not needed for ``builtin``.
+
+    Raises
+    ------
+    NegolensError
+        When a source's split cannot be read (no data directory).
+
+    Examples
+    --------
+    >>> from negolens.agents.scenarios import split_scenarios
+    >>> test, train = split_scenarios("builtin", "test")[0], split_scenarios("builtin", "train")[0]
+    >>> recs = [{"scenario": s.to_dict()} for s in (train, test)]
+    >>> [r["scenario"]["id"] for r in heldout_dialogues(recs)] == [test.id]
+    True
+    """
+    from negolens.agents.scenarios import split_scenarios
+    from negolens.errors import DataNotFoundError
+
+    held: dict[str, set] = {}
+    for source in sorted({r["scenario"].get("source", "builtin") for r in records}):
+        try:
+            held[source] = {s.id for s in split_scenarios(source, "test", data=data)}
+        except DataNotFoundError as err:
+            raise NegolensError(f"cannot check that no dialogue was played on a held-out {source} product: "
+                                f"{err}") from None
+    return [r for r in records if r["scenario"]["id"] in held[r["scenario"].get("source", "builtin")]]
 
 
 def best_rollouts(records: list[dict], min_reward: float = 0.0) -> list[dict]:
@@ -148,8 +199,9 @@ def rollout_examples(model, records: list[dict], role: str = "buyer", max_tokens
 
 
 def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str], None] | None = None,
-                 progress: bool = True, overwrite: bool = False, device: str = "auto") -> Path:
-    """Reward-filtered fine-tuning: the buyer trained on the best rollouts of GRPO runs.
+                 progress: bool = True, overwrite: bool = False, device: str = "auto",
+                 data: str | Path | None = None) -> Path:
+    """Reward-filtered fine-tuning: the buyer trained on the best dialogues of GRPO or negotiation runs.
 
     Parameters
     ----------
@@ -167,6 +219,8 @@ def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str]
         returned at once without training.
     device : str
         Where the start model is loaded and trained (``"auto"``: CUDA when available).
+    data : str or Path, optional
+        The data directory, to check that no kept dialogue was played on a held-out product.
 
     Returns
     -------
@@ -176,8 +230,9 @@ def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str]
     Raises
     ------
     NegolensError
-        When a run has no rollouts, or no dialogue clears ``min_reward`` (the message gives the
-        best reward there was).
+        When a run has no rollouts, no dialogue clears ``min_reward`` (the message gives the
+        best reward there was), or a kept dialogue was played on a held-out product or by a
+        buyer that is not negolens' LLM agent (no sampled token ids to train on).
 
     Examples
     --------
@@ -194,6 +249,11 @@ def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str]
         top = max((r["metrics"]["reward"] for r in records if r["metrics"]["reward"] is not None), default=None)
         raise NegolensError(f"none of the {len(records)} rollouts has a reward above {config.min_reward} (the best: "
                             f"{top}); lower --min-reward or add runs")
+    leaked = heldout_dialogues(best, data)
+    if leaked:
+        raise NegolensError(f"{len(leaked)} of the kept dialogues were played on held-out products (e.g. "
+                            f"{leaked[0]['scenario']['id']}); sample on training products (negolens negotiate "
+                            f"--split train), so the held-out evaluation stays held out")
     model = load(config.model, device=device)
     examples = rollout_examples(model, best, max_tokens=config.max_tokens)
     if not examples:

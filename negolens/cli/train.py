@@ -46,11 +46,13 @@ def grpo(cfg: GRPORunConfig, quick: bool, out: Path, data: Path | None, overwrit
     typer.echo(str(result.final))
 
 
-@verb(train_app, FilteredConfig, name="filtered", out=out_dir("results/filtered"), overwrite=OVERWRITE, device=DEVICE)
-def filtered(cfg: FilteredConfig, out: Path, overwrite: bool, device: str) -> None:
-    """Reward-filtered fine-tuning (RAFT): the buyer trained on the GRPO rollouts whose paper
-    reward clears --min-reward, the loss on exactly the tokens the policy sampled. A rerun of the
-    same run does nothing; another run into the same --out is refused (see --overwrite)."""
+@verb(train_app, FilteredConfig, name="filtered", out=out_dir("results/filtered"), data=DATA, overwrite=OVERWRITE,
+      device=DEVICE)
+def filtered(cfg: FilteredConfig, out: Path, data: Path | None, overwrite: bool, device: str) -> None:
+    """Reward-filtered fine-tuning (RAFT, expert iteration): the buyer trained on the dialogues of
+    GRPO runs or of sampled negotiations on training products whose paper reward clears
+    --min-reward, the loss on exactly the tokens the policy sampled. A rerun of the same run does
+    nothing; another run into the same --out is refused (see --overwrite)."""
     from negolens.training import run_filtered
 
-    typer.echo(str(run_filtered(cfg, out, log=typer.echo, overwrite=overwrite, device=device)))
+    typer.echo(str(run_filtered(cfg, out, log=typer.echo, overwrite=overwrite, device=device, data=data)))
