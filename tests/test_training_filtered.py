@@ -92,6 +92,7 @@ def test_negotiation_runs_on_training_products_are_filtered_like_rollouts(tiny_d
     (tmp_path / "neg" / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_recs))
     assert [r["id"] for r in read_rollouts(tmp_path / "neg")] == [r["id"] for r in train_recs]
     assert heldout_dialogues(train_recs) == []
+    assert heldout_dialogues([{"scenario": {"id": "x", "source": "agreemate"}}]) == []  # no split of ours
     args = ["train", "filtered", "--model", str(tiny_dirs["llama"]), "--runs", str(tmp_path / "neg"),
             "--min-reward", "0.3", "--steps", "1", "--batch-size", "1", "--out", str(tmp_path / "out")]
     with pytest.raises(SystemExit) as done:

@@ -135,6 +135,12 @@ def heldout_dialogues(records: list[dict], data: str | Path | None = None) -> li
     data : str or Path, optional
         The data directory (see :func:`negolens.paths.data_dir`); not needed for ``builtin``.
 
+    Returns
+    -------
+    list of dict
+        The records on held-out products; sources negolens does not split (imported
+        transcripts) have none.
+
     Raises
     ------
     NegolensError
@@ -148,11 +154,14 @@ def heldout_dialogues(records: list[dict], data: str | Path | None = None) -> li
     >>> [r["scenario"]["id"] for r in heldout_dialogues(recs)] == [test.id]
     True
     """
-    from negolens.agents.scenarios import split_scenarios
+    from negolens.agents.scenarios import SOURCES, split_scenarios
     from negolens.errors import DataNotFoundError
 
     held: dict[str, set] = {}
     for source in sorted({r["scenario"].get("source", "builtin") for r in records}):
+        if source not in SOURCES:  # imported transcripts: no train/test split of negolens' own
+            held[source] = set()
+            continue
         try:
             held[source] = {s.id for s in split_scenarios(source, "test", data=data)}
         except DataNotFoundError as err:
