@@ -133,6 +133,31 @@ def test_grpo_trains_checkpoints_and_resumes(tiny_dirs, tmp_path):
     assert [s["step"] for s in read_steps(out)] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo"])
+def test_micro_batches_accumulate_to_the_same_step(tiny_dirs, tmp_path, loss_type):
+    """``micro_batch`` trains a step's rollouts in passes of that many negotiations: one rollout
+    per step (the same dialogues), and an update equal to the one from all of them at once;
+    a micro-batch that does not divide the step's batch is refused."""
+    start = str(tiny_dirs["llama"])
+    scen = load_scenarios("builtin", 2)
+    base = negolens.load(start)
+    finals, logs = [], []
+    for micro in (0, 2):
+        cfg = GRPORunConfig(model=start, steps=1, products_per_step=2, group_size=2, max_turns=4, save_every=1,
+                            max_utterance_tokens=8, lr=1e-3, micro_batch=micro, loss_type=loss_type)
+        out = tmp_path / f"micro{micro}"
+        finals.append(negolens.load(train_grpo(negolens.load(start), cfg, scen, out, progress=False)))
+        logs.append((out / "rollouts" / "step00001.jsonl").read_text())
+        assert [s["dialogues"] for s in read_steps(out)] == [4]  # one rollout of the whole step
+    assert logs[0] == logs[1]
+    deltas = [[a - b for a, b in zip(f.hf.parameters(), base.hf.parameters())] for f in finals]
+    assert max(d.abs().max().item() for d in deltas[0]) > 0
+    for whole, parts in zip(*deltas):
+        torch.testing.assert_close(parts, whole, atol=1e-6, rtol=1e-4)
+    with pytest.raises(NegolensError, match="micro_batch must divide"):
+        GRPORunConfig(products_per_step=2, group_size=4, micro_batch=3)
+
+
 def test_paired_comparison_pairs_by_dialogue():
     mk = lambda i, r: {"id": i, "metrics": {"reward": r}}  # noqa: E731
     before = [mk("a", -1.0), mk("b", 0.0), mk("c", 0.5)]

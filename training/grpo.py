@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Callable
 from negolens.config import option, to_dict
 from negolens.errors import NegolensError, choice
 from negolens.paths import data_dir
-from negolens.runs import model_fingerprint, model_refs, refuse_file, start_run
+from negolens.runs import model_refs, refuse_file, start_run
 from negolens.training.adapters import point_adapter_at, start_model_callback
 from negolens.training.branching import BRANCHING
 from negolens.training.environment import NegotiationRollout, rlvr_reward_func
+from negolens.training.grpo_runs import GRPO_OUTPUTS, check_steps, last_checkpoint, run_identity
 from negolens.training.recipe import CURRICULA, RECIPE, curriculum_order
 from negolens.training.sft import LORA_TARGETS
 from negolens.zoo import DEFAULT_MODEL
@@ -67,6 +68,8 @@ class GRPORunConfig:
     steps: int = option(40, "GRPO steps")
     products_per_step: int = option(2, "training products per step")
     group_size: int = option(4, "G: negotiations per product (advantages are group-relative)")
+    micro_batch: int = option(0, "negotiations per forward/backward pass, a divisor of products_per_step x "
+                              "group_size (0: all at once); smaller bounds memory, gradients accumulate to one step")
     lr: float = option(5e-5, "learning rate")
     beta: float = option(0.04, "KL coefficient to the starting model")
     loss_type: str = option("grpo", "TRL's GRPO loss type (e.g. grpo, dr_grpo, dapo)")
@@ -109,6 +112,10 @@ class GRPORunConfig:
             raise NegolensError(f"stall_cost must be at least 0, not {self.stall_cost}")
         if self.steps < 1 or self.products_per_step < 1 or self.save_every < 1:
             raise NegolensError("steps, products_per_step and save_every must be at least 1")
+        if self.micro_batch < 0 or self.micro_batch and (self.products_per_step * self.group_size) % self.micro_batch:
+            raise NegolensError(f"micro_batch must divide products_per_step x group_size = "
+                                f"{self.products_per_step * self.group_size} (or be 0: all at once), "
+                                f"not {self.micro_batch}")
 
     @classmethod
     def quick(cls, **overrides) -> "GRPORunConfig":
@@ -158,34 +165,6 @@ def read_steps(out: str | Path) -> list[dict]:
     path = Path(out) / "steps.jsonl"
     by_step = {rec["step"]: rec for rec in (read_records(path) if path.is_file() else [])}
     return [by_step[k] for k in sorted(by_step)]
-
-
-GRPO_OUTPUTS = ("checkpoint-*", "steps.jsonl", "rollouts", "final", "eval-*", "eval.json")  # what a run writes
-
-
-RUN_CONTROL = ("steps", "max_failure_share")  # settings that do not change what a finished step is
-
-
-def _identity(cfg: GRPORunConfig, scenarios: list) -> dict:
-    """What makes two GRPO runs the same run: every setting but the run controls (a larger ``steps``
-    extends a run), the starting model's content (a local folder) and the training scenarios."""
-    settings = {k: v for k, v in to_dict(cfg).items() if k not in RUN_CONTROL}
-    return {**settings, "model_content": model_fingerprint(cfg.model), "scenarios": [s.id for s in scenarios]}
-
-
-def _trained_steps(out: Path) -> int | None:
-    """The step count of the finished model in ``out/final`` (its manifest), ``None`` if there is none."""
-    path = out / "final" / "negolens_manifest.json"
-    return json.loads(path.read_text())["config"]["steps"] if path.is_file() else None
-
-
-def _check_steps(out: Path, cfg: GRPORunConfig) -> int | None:
-    """The finished step count in ``out``; refuses to shorten a finished run."""
-    done = _trained_steps(out)
-    if done is not None and done > cfg.steps:
-        raise NegolensError(f"--out {out} holds this run trained for {done} steps; this run asks for {cfg.steps}: "
-                            f"pass --steps {done} (or more, to extend it), another --out, or --overwrite")
-    return done
 
 
 def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resume: bool = True,
@@ -238,11 +217,11 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     say = log or (lambda _msg: None)
     out = Path(out)
     if os.environ.get("RANK", "0") == "0":  # one process checks, clears and records the run folder
-        start_run(out, _identity(cfg, scenarios), kind="grpo", owns=GRPO_OUTPUTS, overwrite=overwrite,
+        start_run(out, run_identity(cfg, scenarios), kind="grpo", owns=GRPO_OUTPUTS, overwrite=overwrite,
                   models=model_refs(cfg.model))
     else:
         refuse_file(out)
-    if not overwrite and _check_steps(out, cfg) == cfg.steps:
+    if not overwrite and check_steps(out, cfg) == cfg.steps:
         say(f"already trained: {out / 'final'} ({cfg.steps} steps, same settings); nothing to train")
         return out / "final"
     scenarios = curriculum_order(scenarios, cfg.curriculum)
@@ -250,10 +229,12 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         raise NegolensError("the curriculum left no training products (no mutual-interest product: budget > cost)")
     by_id = {s.id: s for s in scenarios}
     batch = cfg.products_per_step * cfg.group_size
+    micro = cfg.micro_batch or batch  # one rollout of the whole step, trained in batch // micro passes
     args = GRPOConfig(
         output_dir=str(out), max_steps=cfg.steps, learning_rate=cfg.lr, beta=cfg.beta, loss_type=cfg.loss_type,
-        scale_rewards=cfg.scale_rewards, per_device_train_batch_size=batch, num_generations=cfg.group_size,
-        gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=1, temperature=cfg.temperature,
+        scale_rewards=cfg.scale_rewards, per_device_train_batch_size=micro, num_generations=cfg.group_size,
+        gradient_accumulation_steps=batch // micro, steps_per_generation=batch // micro, num_iterations=1,
+        temperature=cfg.temperature,
         logging_steps=1, save_strategy="steps", save_steps=cfg.save_every, report_to=[], seed=cfg.seed,
         bf16=cfg.dtype == "bfloat16", use_cpu=_trains_on_cpu(model), disable_tqdm=not progress,
         lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, remove_unused_columns=False,
@@ -274,7 +255,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         rollout_func=NegotiationRollout(cfg, by_id, model.tokenizer, out, model.path),
         callbacks=[start_model_callback(out, cfg.model)],
     )
-    last = _last_checkpoint(out) if resume else None
+    last = last_checkpoint(out) if resume else None
     if last is not None:
         say(f"resuming from {last} (step {last.name.split('-')[-1]}) to {cfg.steps} steps")
     t0 = time.perf_counter()
@@ -304,11 +285,6 @@ def _trains_on_cpu(model) -> bool:
     if device.type not in ("cpu", "cuda"):
         raise NegolensError(f"GRPO trains on the CPU or CUDA, not on {device}")
     return device.type == "cpu"
-
-
-def _last_checkpoint(out: Path) -> Path | None:
-    points = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return points[-1] if points else None
 
 
 def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None = None, model=None,
@@ -368,9 +344,9 @@ def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None 
     refuse_file(out)
     train = split_scenarios(config.source, "train", data=data, seed=config.seed)
     if os.environ.get("RANK", "0") == "0":  # checked before the model loads; train_grpo finds it recorded
-        start_run(out, _identity(config, train), kind="grpo", owns=GRPO_OUTPUTS, overwrite=overwrite,
+        start_run(out, run_identity(config, train), kind="grpo", owns=GRPO_OUTPUTS, overwrite=overwrite,
                   models=model_refs(config.model), data=data_dir(data))
-    if not overwrite and _check_steps(out, config) == config.steps:
+    if not overwrite and check_steps(out, config) == config.steps:
         say(f"already trained: {out / 'final'} ({config.steps} steps, same settings); nothing to train")
         final = out / "final"
     else:
