@@ -114,7 +114,8 @@ def read_rollouts(runs) -> list[dict]:
     """
     out = []
     for run in [runs] if isinstance(runs, (str, Path)) else runs:
-        files = sorted((Path(run) / "rollouts").glob("step*.jsonl")) or sorted(Path(run).glob("dialogues.jsonl"))
+        plain = Path(run) / "dialogues.jsonl"
+        files = sorted((Path(run) / "rollouts").glob("step*.jsonl")) or ([plain] if plain.is_file() else [])
         if not files:
             raise NegolensError(f"{run}: no rollouts/step*.jsonl or dialogues.jsonl; pass the directory of a GRPO run "
                                 f"(negolens train grpo --out DIR) or of an LLM buyer's negotiations (negolens "
