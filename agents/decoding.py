@@ -169,6 +169,53 @@ class TurnDecoder:
         self.memory = memory
         return [self._result(r, len(p)) for r, p in zip(rows, prompts)]
 
+    def replay(self, utterance: list[int], act: Act, price: list[int], legal_acts) -> tuple[list[int], list[int]]:
+        """The ``(token_ids, sampled)`` this decoder emits when its policy picks ``utterance``, ``act`` and ``price``.
+
+        Teacher forcing through the same state machine :meth:`decode` runs (no model call): the
+        words end with the newline that opens the action line (or at the token cap), the act is
+        chosen among ``legal_acts`` token by token, the price digits end with end-of-text. The
+        result is a turn as :class:`Decoded` would record it, so a scripted teacher's move can be
+        trained on exactly as a sampled one (:func:`negolens.training.imitation.imitate`).
+
+        Raises
+        ------
+        NegolensError
+            When the decoder could not have produced the move: the words are longer than the
+            cap or hold a newline or end-of-turn token, the act is not legal, a price token
+            is not a digit or the price is longer than the decoder reads.
+        """
+        from negolens.errors import NegolensError
+
+        if len(utterance) > self.max_utter:
+            raise NegolensError(f"the message has {len(utterance)} tokens, more than the decoder's cap of "
+                                f"{self.max_utter}: shorten it or raise max_utterance_tokens")
+        if any(t in self.stops or bool(self.newline[t]) for t in utterance):
+            raise NegolensError("the message holds a newline or end-of-turn token, which ends a message early")
+        row, logits = self._start(Request([], list(legal_acts))), torch.full((self.vocab,), -1e4)
+        queue, fed, chosen = {"utter": list(utterance), "price": list(price)}, [], []
+        while row.phase != "done":
+            forced, phase = bool(row.forced), row.phase
+            want = (0 if forced else self.act_ids[act][row.depth] if phase == "act" else
+                    queue[phase][0] if queue[phase] else self.newline_id if phase == "utter" else self.end_id)
+            logits[want] = 0.0
+            tok, chose = self._step(row, logits)
+            logits[want] = -1e4
+            fed.append(tok)
+            chosen.append(int(chose))
+            if forced or (phase == "utter" and not queue["utter"]):  # forced, or the newline that ends the words
+                continue
+            if tok != want:
+                what = f"the act {act.value!r} (legal: {', '.join(a.value for a in legal_acts)})" if phase == "act" \
+                    else f"price token {want!r} (digits, one point, then end-of-text)"
+                raise NegolensError(f"the decoder cannot emit {what}")
+            if phase != "act" and queue[phase]:
+                queue[phase].pop(0)
+        if queue["price"] or (act not in PRICE_ACTS and price):
+            raise NegolensError(f"the decoder reads at most {MAX_PRICE_TOKENS - 1} price digits and one after the "
+                                f"point; {len(price)} price tokens given")
+        return fed, chosen
+
     def _prefill(self, requests: list[Request], prompts: list[list[int]]):
         """First forward of a turn: reuse each dialogue's cached prefix, prefill the rest."""
         device = self.model.device

@@ -1,12 +1,14 @@
 """The turn decoder on tiny random models: every turn yields a legal act, planted preferences
 are obeyed only where legal, and sampling is seeded per dialogue."""
 
+import pytest
 import torch
 
 from negolens.agents.builtin import builtin_scenarios
 from negolens.agents.decoding import MAX_PRICE_TOKENS, Request
 from negolens.agents.llm_agent import LLMAgent
 from negolens.agents.protocol import PRICE_ACTS, Act, Move, Negotiation
+from negolens.errors import NegolensError
 
 SCENARIOS = builtin_scenarios()[:3]
 
@@ -107,3 +109,45 @@ def test_kv_reuse_changes_nothing_but_speed(tiny_dirs):
         for neg, move in zip(negs, a):
             neg.apply(Move(move.utterance, Act.INFORM))  # keep talking: the model's words, a fixed act
             neg.apply(Move("I can do $300.", Act.OFFER, 300.0))
+
+
+def split_turn(decoder, out):
+    """(words, act, price) token ids of a decoded turn: the words end where ``\\nACTION:`` starts."""
+    ids, prefix = out.token_ids, decoder.action_prefix
+    start = next(i for i in range(len(ids)) if ids[i:i + len(prefix)] == prefix)
+    rest = ids[start + len(prefix) + len(decoder.act_ids[out.act]):]
+    if out.act in PRICE_ACTS:
+        rest = rest[len(decoder.price_prefix):]
+        rest = rest[:-1] if rest and rest[-1] == decoder.end_id else rest
+    return ids[:start], rest
+
+
+def test_replay_emits_what_the_decoder_emits(tiny):
+    """A move replayed through the state machine (teacher forcing, no model) gives the decoder's
+    own token ids and chosen flags for sampled turns of every family, long and short words."""
+    for cap in (3, 12):
+        agent = LLMAgent(tiny, "buyer", temperature=1.5, max_utterance_tokens=cap)
+        negs = [Negotiation(s) for s in SCENARIOS] + [Negotiation(s, first="seller") for s in SCENARIOS]
+        for n in negs[3:]:
+            n.apply(Move("$300", Act.OFFER, 300.0))
+        outs = agent.decoder.decode(requests(agent, negs, seeds=range(6)))
+        for neg, out in zip(negs, outs):
+            words, price = split_turn(agent.decoder, out)
+            ids, chosen = agent.decoder.replay(words, out.act, price, neg.legal_acts("buyer"))
+            assert ids == out.token_ids
+            ended = len(words)  # the policy may have ended its words with end-of-turn rather than a newline
+            assert chosen[:ended] + chosen[ended + 1:] == out.sampled[:ended] + out.sampled[ended + 1:]
+
+
+def test_replay_refuses_what_the_decoder_cannot_emit(tiny_llama):
+    agent = LLMAgent(tiny_llama, "buyer", max_utterance_tokens=3)
+    dec, enc = agent.decoder, lambda s: tiny_llama.tokenizer.encode(s, add_special_tokens=False)
+    fresh = Negotiation(SCENARIOS[0]).legal_acts("buyer")
+    ids, chosen = dec.replay(enc("Hi"), Act.OFFER, enc("120"), fresh)
+    assert ids[-1] == dec.end_id and tiny_llama.tokenizer.decode(ids[-4:-1]) == "120" and chosen[-4:] == [1] * 4
+    for words, act, price, match in [(enc("one two three four five"), Act.OFFER, enc("1"), "cap"),
+                                     (enc("Hi"), Act.ACCEPT, [], "legal"),
+                                     (enc("Hi"), Act.OFFER, enc("1a"), "price token"),
+                                     (enc("\n"), Act.GREET, [], "newline")]:
+        with pytest.raises(NegolensError, match=match):
+            dec.replay(words, act, price, fresh)

@@ -62,7 +62,8 @@ def test_train_filtered_verb_trains_the_start_model_on_the_kept_rollouts(tiny_di
     assert first.exit_code == 0, first.output
     assert "4 rollouts, 2 with reward > 0.1" in first.output
     manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
-    assert manifest["filtered"] == {"runs": [str(tmp_path / "run")], "min_reward": 0.1, "rollouts": 4, "kept": 2}
+    assert manifest["filtered"] == {"runs": [str(tmp_path / "run")], "teacher": None, "min_reward": 0.1,
+                                    "rollouts": 4, "kept": 2}
     trained = negolens.load(str(tmp_path / "out"))
     assert any(not torch.equal(a.cpu(), b.cpu()) for a, b in zip(trained.hf.parameters(), tiny_llama.hf.parameters()))
     weights = next((tmp_path / "out").glob("*.safetensors"))
@@ -123,3 +124,67 @@ def test_negotiation_runs_on_training_products_are_filtered_like_rollouts(tiny_d
     err = capsys.readouterr().err.strip().splitlines()
     assert done.value.code == 2 and "no token_ids" in err[-1] and "LLMAgent" in err[-1]
     assert "Traceback" not in "".join(err)
+
+
+def test_a_scripted_teachers_turns_become_the_tokens_the_student_would_have_sampled(tiny):
+    """teacher_dialogues -> imitate: every buyer turn's ids read back as the words and action line
+    the environment shows (no re-tokenised action line: ``$1250`` stays ``$1250``), the trained
+    tokens are the ones the student's decoder would have chosen, and the teacher never pays above
+    its budget, in whole dollars the decoder can write."""
+    from negolens.agents.protocol import Act
+    from negolens.training.data import IGNORE
+    from negolens.training.filtered import rollout_examples
+    from negolens.training.imitation import imitate, teacher_dialogues
+
+    played = teacher_dialogues(split_scenarios("builtin", "train", 6), "rule:aggressive", max_turns=8)
+    assert all(r["metrics"]["overshoot"] == 0 for r in played) and any(r["outcome"] == "deal" for r in played)
+    taught = imitate(tiny, played, max_utterance_tokens=40)
+    decoder = LLMAgent(tiny, "buyer", max_utterance_tokens=40).decoder
+    stops = set(tiny.stop_ids())
+    for rec in taught:
+        for t in (t for t in rec["turns"] if t["role"] == "buyer"):
+            price = f" ${int(t['price'])}" if t["act"] in ("offer", "counter") else ""
+            assert t["act"] != "accept" or t["price"] <= rec["scenario"]["buyer_budget"]
+            text = tiny.tokenizer.decode([i for i in t["token_ids"] if i not in stops])
+            assert text == f"{t['utterance']}\nACTION: {t['act']}{price}"
+            chosen = [i for i, f in zip(t["token_ids"], t["sampled"]) if f]
+            assert decoder.act_ids[Act(t["act"])][0] in chosen and decoder.action_prefix[1] not in chosen
+    for rec, ex in zip(taught, rollout_examples(tiny, taught)):
+        chosen = []  # the deadline note follows the words, so an end-of-turn the turn ended with is not trained
+        for t in (t for t in rec["turns"] if t["role"] == "buyer"):
+            ids, flags = list(t["token_ids"]), list(t["sampled"])
+            while ids and ids[-1] in stops:
+                ids, flags = ids[:-1], flags[:-1]
+            chosen += [i for i, f in zip(ids, flags) if f]
+        assert [t for t in ex.labels if t != IGNORE] == chosen
+    firm = teacher_dialogues(split_scenarios("builtin", "train", 6), "target", max_turns=8)
+    for rec in firm:  # the firm teacher names its target in whole dollars, and accepts only at or below it
+        target = rec["scenario"]["buyer_target"]
+        assert {t["price"] for t in rec["turns"] if t["role"] == "buyer" and t["act"] != "accept"} == {int(target)}
+        assert rec["deal_price"] is None or rec["deal_price"] <= target
+    with pytest.raises(NegolensError, match="cap of 3"):
+        imitate(tiny, played[:1], max_utterance_tokens=3)
+    with pytest.raises(NegolensError, match="must be a rule agent"):
+        teacher_dialogues(split_scenarios("builtin", "train", 1), "smollm2-135m-instruct")
+
+
+def test_train_filtered_with_a_teacher_trains_on_its_dialogues(tiny_dirs, tmp_path, capsys):
+    """``negolens train filtered --teacher target`` needs no runs: the teacher plays
+    training products, the student is trained on them, the manifest says so; without runs or a
+    teacher the verb says to pass one."""
+    from negolens.cli import main
+
+    args = ["train", "filtered", "--model", str(tiny_dirs["qwen2"]), "--teacher", "target",
+            "--teacher-scenarios", "builtin", "--teacher-products", "3", "--max-utterance-tokens", "40",
+            "--min-reward", "-1", "--steps", "1", "--batch-size", "1", "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    captured = capsys.readouterr()
+    assert done.value.code == 0, captured.err
+    assert "teacher target: 3 dialogues on training products" in captured.out
+    manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
+    assert manifest["filtered"]["teacher"] == "target" and manifest["filtered"]["kept"] == 3
+    with pytest.raises(SystemExit) as done:
+        main(args[:4] + args[6:-1] + [str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 2 and "--runs" in err[-1] and "--teacher" in err[-1]

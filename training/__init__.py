@@ -18,7 +18,9 @@ Building blocks: :func:`build_examples` and :func:`train_sft` (SFT on examples y
 SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers);
 :func:`read_rollouts`, :func:`heldout_dialogues`, :func:`best_rollouts` and :func:`rollout_examples`
 (reward-filtered fine-tuning on the best dialogues of GRPO or negotiation runs,
-:mod:`~negolens.training.filtered`; the whole job: :class:`FilteredConfig`, :func:`run_filtered`). Modules:
+:mod:`~negolens.training.filtered`; the whole job: :class:`FilteredConfig`, :func:`run_filtered`);
+:func:`teacher_dialogues` and :func:`imitate` (a scripted teacher's dialogues in the student's own
+tokens, :mod:`~negolens.training.imitation`; in the filtered job: ``FilteredConfig(teacher=...)``). Modules:
 :mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
 :mod:`~negolens.training.rollouts`, :mod:`~negolens.training.grpo`,
 :mod:`~negolens.training.heldout`, :mod:`~negolens.training.bench`.
@@ -34,7 +36,8 @@ SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers);
 from negolens.training.data import Example, build_examples, human_limits, match_limits, protocol_turns
 from negolens.training.environment import frac_zero_std, shaped_reward
 from negolens.training.filtered import (FilteredConfig, best_rollouts, heldout_dialogues, read_rollouts,
-                                       rollout_examples, run_filtered)
+                                       rollout_examples, run_filtered, teacher_records)
+from negolens.training.imitation import Teacher, imitate, teacher_dialogues
 from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
 from negolens.training.recipe import RECIPE, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
@@ -48,4 +51,5 @@ __all__ = [
     "play", "paired_comparison", "format_comparison", "PHASES", "PhaseRules", "label_phases", "phase_spans",
     "RECIPE", "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std", "buyer_table", "interest",
     "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
+    "teacher_records", "Teacher", "teacher_dialogues", "imitate",
 ]

@@ -46,7 +46,8 @@ from negolens.training.rollouts import buyer_sequence
 from negolens.training.sft import LORA_TARGETS, SFTConfig, train_sft
 from negolens.zoo import DEFAULT_MODEL
 
-__all__ = ["FilteredConfig", "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "run_filtered"]
+__all__ = ["FilteredConfig", "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples",
+           "teacher_records", "run_filtered"]
 
 
 @dataclass
@@ -67,6 +68,14 @@ class FilteredConfig:
     model: str = option(DEFAULT_MODEL, "the buyer to improve: zoo name or checkpoint directory")
     runs: tuple[str, ...] = option((), "GRPO runs or negotiate outputs whose dialogues are filtered (comma list)")
     min_reward: float = option(0.0, "keep the dialogues whose paper reward (never a shaped one) is above this")
+    teacher: str | None = option(None, "also play this scripted buyer (target | rule | rule:aggressive | ...) on "
+                                       "training products and train on its dialogues, in the student's tokens")
+    teacher_products: int = option(200, "training products the teacher plays (0: all of the train split)")
+    teacher_scenarios: str = option("amazon", "where the teacher's products come from: amazon | craigslist | builtin")
+    teacher_seller: str = option("rule", "the rule seller the teacher plays against (a persona too: rule:unyielding)")
+    teacher_turns: int = option(8, "turns per teacher dialogue, as the student is evaluated")
+    announce_turns: bool = option(True, "the teacher's dialogues show the turns left (as --announce-turns)")
+    max_utterance_tokens: int = option(8, "the student's message cap; the teacher's words must fit in it")
     steps: int = option(30, "optimizer steps")
     batch_size: int = option(4, "dialogues per optimizer step")
     lr: float | None = option(None, "learning rate (default 2e-4 for lora, 3e-5 for full)")
@@ -80,9 +89,11 @@ class FilteredConfig:
 
     def __post_init__(self) -> None:
         self.runs = (self.runs,) if isinstance(self.runs, (str, Path)) else tuple(str(r) for r in self.runs)
-        if not self.runs:
-            raise NegolensError("no runs to filter: pass --runs DIR[,DIR...] (outputs of negolens train grpo "
-                                "or negolens negotiate)")
+        if not self.runs and not self.teacher:
+            raise NegolensError("no dialogues to filter: pass --runs DIR[,DIR...] (outputs of negolens train grpo "
+                                "or negolens negotiate) or --teacher rule:aggressive")
+        if self.teacher_products < 0:
+            raise NegolensError(f"teacher_products must be >= 0 (0: all training products); got {self.teacher_products}")
         if not -1.0 <= self.min_reward < 1.0:
             raise NegolensError(f"min_reward must be in [-1, 1), the paper reward's range; got {self.min_reward}")
         self.lr = self.sft().lr  # validated and resolved as SFT does
@@ -208,6 +219,20 @@ def rollout_examples(model, records: list[dict], role: str = "buyer", max_tokens
     return out
 
 
+def teacher_records(model, config: FilteredConfig, data: str | Path | None = None) -> list[dict]:
+    """The teacher's dialogues of ``config`` on training products, in ``model``'s tokens
+    (:func:`~negolens.training.imitation.teacher_dialogues`, then
+    :func:`~negolens.training.imitation.imitate`)."""
+    from negolens.agents.scenarios import split_scenarios
+    from negolens.training.imitation import imitate, teacher_dialogues
+
+    scenarios = split_scenarios(config.teacher_scenarios, "train", config.teacher_products or None, data=data,
+                                seed=config.seed)
+    played = teacher_dialogues(scenarios, config.teacher, config.teacher_seller, config.teacher_turns,
+                               config.announce_turns)
+    return imitate(model, played, max_utterance_tokens=config.max_utterance_tokens)
+
+
 def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str], None] | None = None,
                  progress: bool = True, overwrite: bool = False, device: str = "auto",
                  data: str | Path | None = None) -> Path:
@@ -253,7 +278,14 @@ def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str]
     from negolens.hooked import load
 
     say = log or (lambda _msg: None)
-    records = read_rollouts(list(config.runs))
+    records = read_rollouts(list(config.runs)) if config.runs else []
+    model = None
+    if config.teacher:
+        model = load(config.model, device=device)
+        taught = teacher_records(model, config, data)
+        say(f"teacher {config.teacher}: {len(taught)} dialogues on training products, mean reward "
+            f"{sum(r['metrics']['reward'] for r in taught) / len(taught):+.3f}")
+        records += taught
     best = best_rollouts(records, config.min_reward)
     if not best:
         top = max((r["metrics"]["reward"] for r in records if r["metrics"]["reward"] is not None), default=None)
@@ -264,16 +296,17 @@ def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str]
         raise NegolensError(f"{len(leaked)} of the kept dialogues were played on held-out products (e.g. "
                             f"{leaked[0]['scenario']['id']}); sample on training products (negolens negotiate "
                             f"--split train), so the held-out evaluation stays held out")
-    model = load(config.model, device=device)
+    model = model or load(config.model, device=device)
     examples = rollout_examples(model, best, max_tokens=config.max_tokens)
     if not examples:
         raise NegolensError(f"all {len(best)} kept dialogues are longer than max_tokens={config.max_tokens}; raise it")
     trained = sum(label != IGNORE for e in examples for label in e.labels)
     say(f"{len(records)} rollouts, {len(best)} with reward > {config.min_reward}, {len(examples)} examples, "
         f"{trained} trained tokens")
-    notes = {"data": f"rollouts of {', '.join(config.runs)} with reward > {config.min_reward}",
-             "filtered": {"runs": list(config.runs), "min_reward": config.min_reward, "rollouts": len(records),
-                          "kept": len(best)}}
+    sources = [*config.runs, *([f"teacher {config.teacher}"] if config.teacher else [])]
+    notes = {"data": f"dialogues of {', '.join(sources)} with reward > {config.min_reward}",
+             "filtered": {"runs": list(config.runs), "teacher": config.teacher, "min_reward": config.min_reward,
+                          "rollouts": len(records), "kept": len(best)}}
     path = train_sft(model, config.sft(), examples, [], out, progress=progress, notes=notes, overwrite=overwrite)
     say(f"checkpoint: {path}")
     return Path(path)

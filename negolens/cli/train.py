@@ -51,8 +51,10 @@ def grpo(cfg: GRPORunConfig, quick: bool, out: Path, data: Path | None, overwrit
 def filtered(cfg: FilteredConfig, out: Path, data: Path | None, overwrite: bool, device: str) -> None:
     """Reward-filtered fine-tuning (RAFT, expert iteration): the buyer trained on the dialogues of
     GRPO runs or of sampled negotiations on training products whose paper reward clears
-    --min-reward, the loss on exactly the tokens the policy sampled. A rerun of the same run does
-    nothing; another run into the same --out is refused (see --overwrite)."""
+    --min-reward, the loss on exactly the tokens the policy sampled; with --teacher, also a scripted
+    buyer's dialogues on training products, in the tokens the student would have sampled (behaviour
+    cloning). A rerun of the same run does nothing; another run into the same --out is refused
+    (see --overwrite)."""
     from negolens.training import run_filtered
 
     typer.echo(str(run_filtered(cfg, out, log=typer.echo, overwrite=overwrite, device=device, data=data)))

@@ -1,0 +1,248 @@
+"""Demonstrations from a scripted teacher, in the student's own tokens (behaviour cloning).
+
+Reward-filtered fine-tuning (:mod:`negolens.training.filtered`) keeps the policy's own dialogues
+that earned; it shows the policy nothing to avoid, and a small buyer keeps what it already does
+(the README's third round: it copies the seller's price, above its budget too). A scripted
+buyer that bargains shows both sides of every decision — it accepts the seller's price when it
+is low enough and counters when it is not — and never pays above its budget. Two teachers:
+
+* ``rule``, ``rule:aggressive``, ``rule:passive`` — the CoCoA-style concession rule of
+  :class:`~negolens.agents.rule_agent.RuleAgent`: anchor under the target, concede toward the
+  budget as the deadline nears, accept a price no worse than its own next one. Its prices are
+  arithmetic on the budget and the turn.
+* ``target`` — :class:`HoldTarget`: name the prompt's target at every turn, accept at or below
+  it. Its price is a number the student reads in its own prompt.
+
+Warm-starting a policy on expert demonstrations before RL is the standard move (AlphaStar;
+"SFT, then RL" for LLM agents); the README measures what each teacher gives a 135M student.
+
+Two pieces make a teacher's dialogue trainable exactly as a sampled one:
+
+* :class:`Teacher` plays the rule with moves the student's decoder can emit: whole-dollar
+  prices (rounded down for a buyer, up for a seller: never past the bottom line) and a short
+  fixed message.
+* :func:`imitate` writes each teacher turn's ``token_ids`` and ``sampled`` flags as the
+  student's :class:`~negolens.agents.decoding.TurnDecoder` records them
+  (:meth:`~negolens.agents.decoding.TurnDecoder.replay`), so
+  :func:`~negolens.training.filtered.rollout_examples` puts the loss on the tokens the student
+  would have chosen (words, act, price digits) and on nothing forced.
+
+Examples
+--------
+>>> from negolens.agents.scenarios import split_scenarios
+>>> recs = teacher_dialogues(split_scenarios("builtin", "train")[:2], "rule:aggressive", max_turns=8)
+>>> [t["utterance"] for t in recs[0]["turns"] if t["role"] == "buyer"][:2]
+['How about this?', 'How about this?']
+>>> all(t["price"] == int(t["price"]) for t in recs[0]["turns"] if t["role"] == "buyer" and t["price"])
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from negolens.agents.protocol import PRICE_ACTS, Act, Guards, Move, Negotiation, TurnRecord, format_price
+from negolens.agents.rule_agent import RuleAgent
+from negolens.errors import NegolensError
+
+__all__ = ["HoldTarget", "Teacher", "teacher_dialogues", "imitate"]
+
+WORDS = {Act.ACCEPT: "Deal.", Act.OFFER: "How about this?", Act.COUNTER: "How about this?"}
+
+
+@dataclass
+class HoldTarget:
+    """A firm buyer: offers the prompt's target ("Aim for $X") at every turn, accepts a standing
+    price at or below it, never goes above it (so never above the budget).
+
+    Its number is one the student reads in its own prompt: imitating it is copying, not arithmetic.
+    Against the regulated rule seller, which concedes toward its cost and accepts any price at or
+    above cost in its last two turns, holding the target closes on most mutual-interest products.
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> neg = Negotiation(builtin_scenarios()[0], max_turns=6)   # buyer target $262.50
+    >>> HoldTarget().act(neg).price
+    262.5
+    """
+
+    role: str = "buyer"
+
+    def __post_init__(self) -> None:
+        if self.role != "buyer":
+            raise NegolensError("HoldTarget is a buyer strategy")
+
+    def config(self) -> dict:
+        """The agent's settings as a JSON-ready dict."""
+        return {"kind": "rule", "role": "buyer", "strategy": "target"}
+
+    def act(self, neg: Negotiation) -> Move:
+        """Accept a standing price at or below the target; otherwise name the target."""
+        target = neg.scenario.buyer_target
+        facing = neg.standing if neg.standing and neg.standing[0] != self.role else None
+        if facing and facing[1] <= target:
+            return Move("Deal.", Act.ACCEPT)
+        return Move(f"I can offer {format_price(target)}.", Act.COUNTER if facing else Act.OFFER, target)
+
+
+@dataclass
+class Teacher:
+    """A rule agent whose moves a student LLM's decoder can emit: whole-dollar prices, short words.
+
+    Parameters
+    ----------
+    rule : RuleAgent or HoldTarget
+        The scripted strategy.
+    student_personality : str
+        The personality of the student's prompt, written into the records (the student learns
+        to act like the teacher when prompted as it will be evaluated).
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> neg = Negotiation(builtin_scenarios()[0], max_turns=6)
+    >>> Teacher(RuleAgent("buyer")).act(neg)     # the rule's $249.38, rounded down
+    Move(utterance='How about this?', act=<Act.OFFER: 'offer'>, price=249.0, ...)
+    """
+
+    rule: RuleAgent | HoldTarget
+    student_personality: str = "fair"
+
+    @property
+    def role(self) -> str:
+        """The teacher's role (its rule's)."""
+        return self.rule.role
+
+    def config(self) -> dict:
+        """The record's agent entry: the student's personality (its prompt) and the teacher's rule."""
+        return {"kind": "teacher", "role": self.role, "personality": self.student_personality,
+                "teacher": self.rule.config()}
+
+    def act(self, neg: Negotiation) -> Move:
+        """The rule's move with the price in whole dollars and the short fixed words."""
+        move = self.rule.act(neg)
+        price = move.price
+        if move.act in PRICE_ACTS:
+            price = float(max(1, math.floor(price)) if self.role == "buyer" else math.ceil(price))
+        return Move(WORDS.get(move.act, "Hello."), move.act, price)
+
+
+def teacher_dialogues(scenarios, teacher: str = "rule:aggressive", seller: str = "rule", max_turns: int = 8,
+                      announce_turns: bool = True, student_personality: str = "fair") -> list[dict]:
+    """A scripted buyer's negotiations against a rule seller, one per scenario, as run records.
+
+    Parameters
+    ----------
+    scenarios : list of Scenario
+        Training products (keep the held-out ones out: :func:`~negolens.agents.scenarios.split_scenarios`).
+    teacher, seller : str
+        Rule agent specs (``rule``, ``rule:aggressive``, ``rule:passive``; the seller may have a
+        persona, ``rule:unyielding``); the teacher may also be ``target`` (:class:`HoldTarget`).
+    max_turns : int
+        Turns per dialogue, as the student is trained and evaluated.
+    announce_turns : bool
+        Both sides see the turns left (``--announce-turns``), as the student will.
+    student_personality : str
+        The student's prompt personality (:class:`Teacher`).
+
+    Returns
+    -------
+    list of dict
+        Records shaped as :func:`negolens.agents.runner.run_negotiations` writes them, with
+        ``metrics`` (the paper's reward among them).
+    """
+    from negolens.agents.factory import parse_spec
+    from negolens.agents.metrics import dialogue_metrics
+
+    agents = {"buyer": HoldTarget()} if teacher == "target" else {}
+    for role, spec in (("buyer", teacher), ("seller", seller)):
+        if role in agents:
+            continue
+        kind, personality, persona, _ = parse_spec(spec)
+        if kind != "rule":
+            raise NegolensError(f"the {role} of teacher dialogues must be a rule agent (rule, rule:aggressive, ..."
+                                f"{'; or target for the buyer' if role == 'buyer' else ''}); got {spec!r}")
+        agents[role] = RuleAgent(role, personality, persona)
+    buyer, rule_seller = Teacher(agents["buyer"], student_personality), agents["seller"]
+    records = []
+    for i, s in enumerate(scenarios):
+        neg = Negotiation(s, max_turns=max_turns, guards=Guards(), announce_turns=announce_turns)
+        while not neg.done:
+            neg.apply((buyer if neg.to_move == "buyer" else rule_seller).act(neg))
+        rec = {"id": f"teacher-{i:05d}-{s.id}", **neg.to_record(), "buyer": buyer.config(),
+               "seller": rule_seller.config()}
+        rec["metrics"] = dialogue_metrics(rec)
+        records.append(rec)
+    return records
+
+
+def imitate(model, records: list[dict], role: str = "buyer", max_utterance_tokens: int = 8) -> list[dict]:
+    """Copies of ``records`` whose ``role`` turns carry the ids the student's decoder would emit.
+
+    Each turn's words, act and price are replayed through a
+    :class:`~negolens.agents.decoding.TurnDecoder` of ``model``
+    (:meth:`~negolens.agents.decoding.TurnDecoder.replay`) with the acts that were legal at
+    that point of the dialogue, giving ``token_ids`` and ``sampled`` exactly as a sampled turn
+    records them.
+
+    Parameters
+    ----------
+    model : NegoModel
+        The student (its tokenizer and stop tokens).
+    records : list of dict
+        Dialogue records whose ``role`` turns have no token ids (:func:`teacher_dialogues`).
+    role : str
+        Whose turns become trainable.
+    max_utterance_tokens : int
+        The student's message cap, as it will be evaluated.
+
+    Returns
+    -------
+    list of dict
+        New records; feed them to :func:`~negolens.training.filtered.rollout_examples`.
+
+    Raises
+    ------
+    NegolensError
+        When a turn is one the decoder could not emit (a longer message than the cap, a price
+        with more digits after the point than the decoder reads): play the teacher with
+        :class:`Teacher`.
+
+    Examples
+    --------
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents.scenarios import split_scenarios
+    >>> from negolens.training.filtered import rollout_examples
+    >>> recs = imitate(tiny_model(), teacher_dialogues(split_scenarios("builtin", "train")[:1]), max_utterance_tokens=40)
+    >>> ex = rollout_examples(tiny_model(), recs)[0]
+    >>> sum(label != -100 for label in ex.labels) > 0
+    True
+    """
+    from negolens.agents.decoding import TurnDecoder
+    from negolens.agents.scenarios import Scenario
+
+    decoder = TurnDecoder(model, max_utterance_tokens=max_utterance_tokens)
+    enc = lambda text: model.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+    out = []
+    for r in records:
+        neg = Negotiation(Scenario(**r["scenario"]), max_turns=r["max_turns"], first=r["first"],
+                          guards=Guards(**r["guards"]), announce_turns=r["announce_turns"])
+        turns = []
+        for t in r["turns"]:
+            turn = TurnRecord(**t)
+            act = Act(turn.act) if turn.act else None
+            if turn.role == role:
+                if act is None:
+                    raise NegolensError(f"dialogue {r.get('id')}: a {role} turn without an act cannot be imitated")
+                price = enc(f"{turn.price:.2f}".rstrip("0").rstrip(".")) if act in PRICE_ACTS else []
+                try:
+                    turn.token_ids, turn.sampled = decoder.replay(enc(turn.utterance), act, price,
+                                                                  neg.legal_acts(role))
+                except NegolensError as err:
+                    raise NegolensError(f"dialogue {r.get('id')}, turn {turn.index}: {err}") from None
+            neg.apply(Move(turn.utterance, act, turn.price if act in PRICE_ACTS else None))
+            turns.append({**t, "token_ids": turn.token_ids, "sampled": turn.sampled})
+        out.append({**r, "turns": turns})
+    return out
