@@ -188,3 +188,7 @@ def test_train_filtered_with_a_teacher_trains_on_its_dialogues(tiny_dirs, tmp_pa
         main(args[:4] + args[6:-1] + [str(tmp_path / "none")])
     err = capsys.readouterr().err.strip().splitlines()
     assert done.value.code == 2 and "--runs" in err[-1] and "--teacher" in err[-1]
+    from negolens.training import FilteredConfig
+
+    with pytest.raises(NegolensError, match="teacher_products must be >= 0"):
+        FilteredConfig(teacher="target", teacher_products=-1)

@@ -93,7 +93,8 @@ class FilteredConfig:
             raise NegolensError("no dialogues to filter: pass --runs DIR[,DIR...] (outputs of negolens train grpo "
                                 "or negolens negotiate) or --teacher rule:aggressive")
         if self.teacher_products < 0:
-            raise NegolensError(f"teacher_products must be >= 0 (0: all training products); got {self.teacher_products}")
+            raise NegolensError(f"teacher_products must be >= 0 (0: all training products); "
+                                f"got {self.teacher_products}")
         if not -1.0 <= self.min_reward < 1.0:
             raise NegolensError(f"min_reward must be in [-1, 1), the paper reward's range; got {self.min_reward}")
         self.lr = self.sft().lr  # validated and resolved as SFT does

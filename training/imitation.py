@@ -215,7 +215,8 @@ def imitate(model, records: list[dict], role: str = "buyer", max_utterance_token
     >>> from negolens.testing import tiny_model
     >>> from negolens.agents.scenarios import split_scenarios
     >>> from negolens.training.filtered import rollout_examples
-    >>> recs = imitate(tiny_model(), teacher_dialogues(split_scenarios("builtin", "train")[:1]), max_utterance_tokens=40)
+    >>> played = teacher_dialogues(split_scenarios("builtin", "train")[:1])
+    >>> recs = imitate(tiny_model(), played, max_utterance_tokens=40)
     >>> ex = rollout_examples(tiny_model(), recs)[0]
     >>> sum(label != -100 for label in ex.labels) > 0
     True
