@@ -192,3 +192,5 @@ def test_train_filtered_with_a_teacher_trains_on_its_dialogues(tiny_dirs, tmp_pa
 
     with pytest.raises(NegolensError, match="teacher_products must be >= 0"):
         FilteredConfig(teacher="target", teacher_products=-1)
+    with pytest.raises(NegolensError, match="must be a rule agent"):
+        FilteredConfig(teacher="smollm2-135m-instruct")

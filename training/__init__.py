@@ -37,7 +37,7 @@ from negolens.training.data import Example, build_examples, human_limits, match_
 from negolens.training.environment import frac_zero_std, shaped_reward
 from negolens.training.filtered import (FilteredConfig, best_rollouts, heldout_dialogues, read_rollouts,
                                        rollout_examples, run_filtered, teacher_records)
-from negolens.training.imitation import Teacher, imitate, teacher_dialogues
+from negolens.training.imitation import HoldTarget, Teacher, imitate, teacher_agents, teacher_dialogues
 from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
 from negolens.training.recipe import RECIPE, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
@@ -51,5 +51,5 @@ __all__ = [
     "play", "paired_comparison", "format_comparison", "PHASES", "PhaseRules", "label_phases", "phase_spans",
     "RECIPE", "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std", "buyer_table", "interest",
     "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
-    "teacher_records", "Teacher", "teacher_dialogues", "imitate",
+    "teacher_records", "Teacher", "HoldTarget", "teacher_agents", "teacher_dialogues", "imitate",
 ]

@@ -14,7 +14,9 @@ the context it sampled them in, and none of the seller's or the template's.
 
 The dialogues come from GRPO runs (``rollouts/``) or from negotiation runs of the buyer, e.g.
 sampled on training products (``negolens negotiate --split train --temperature 1``): sample,
-filter, train, sample the result again is expert iteration with the existing verbs. Before any
+filter, train, sample the result again is expert iteration with the existing verbs. With
+``teacher`` a scripted buyer's dialogues on training products join them, in the student's own
+tokens (:mod:`negolens.training.imitation`: behaviour cloning). Before any
 training, :func:`heldout_dialogues` checks that no kept dialogue was played on a held-out
 product, so held-out evaluation stays held out.
 
@@ -92,6 +94,10 @@ class FilteredConfig:
         if not self.runs and not self.teacher:
             raise NegolensError("no dialogues to filter: pass --runs DIR[,DIR...] (outputs of negolens train grpo "
                                 "or negolens negotiate) or --teacher rule:aggressive")
+        if self.teacher:
+            from negolens.training.imitation import teacher_agents
+
+            teacher_agents(self.teacher, self.teacher_seller)  # a spec that is not a rule agent fails here, not later
         if self.teacher_products < 0:
             raise NegolensError(f"teacher_products must be >= 0 (0: all training products); "
                                 f"got {self.teacher_products}")

@@ -46,7 +46,7 @@ from negolens.agents.protocol import PRICE_ACTS, Act, Guards, Move, Negotiation,
 from negolens.agents.rule_agent import RuleAgent
 from negolens.errors import NegolensError
 
-__all__ = ["HoldTarget", "Teacher", "teacher_dialogues", "imitate"]
+__all__ = ["HoldTarget", "Teacher", "teacher_agents", "teacher_dialogues", "imitate"]
 
 WORDS = {Act.ACCEPT: "Deal.", Act.OFFER: "How about this?", Act.COUNTER: "How about this?"}
 
@@ -129,6 +129,26 @@ class Teacher:
         return Move(WORDS.get(move.act, "Hello."), move.act, price)
 
 
+def teacher_agents(teacher: str, seller: str = "rule") -> tuple[RuleAgent | HoldTarget, RuleAgent]:
+    """The (teacher buyer, rule seller) the specs name; a spec that is not a rule agent is an error.
+
+    >>> teacher_agents("target", "rule:unyielding")[1].persona
+    'unyielding'
+    """
+    from negolens.agents.factory import parse_spec
+
+    agents = {"buyer": HoldTarget()} if teacher == "target" else {}
+    for role, spec in (("buyer", teacher), ("seller", seller)):
+        if role in agents:
+            continue
+        kind, personality, persona, _ = parse_spec(spec)
+        if kind != "rule":
+            raise NegolensError(f"the {role} of teacher dialogues must be a rule agent (rule, rule:aggressive, ..."
+                                f"{'; or target for the buyer' if role == 'buyer' else ''}); got {spec!r}")
+        agents[role] = RuleAgent(role, personality, persona)
+    return agents["buyer"], agents["seller"]
+
+
 def teacher_dialogues(scenarios, teacher: str = "rule:aggressive", seller: str = "rule", max_turns: int = 8,
                       announce_turns: bool = True, student_personality: str = "fair") -> list[dict]:
     """A scripted buyer's negotiations against a rule seller, one per scenario, as run records.
@@ -153,19 +173,10 @@ def teacher_dialogues(scenarios, teacher: str = "rule:aggressive", seller: str =
         Records shaped as :func:`negolens.agents.runner.run_negotiations` writes them, with
         ``metrics`` (the paper's reward among them).
     """
-    from negolens.agents.factory import parse_spec
     from negolens.agents.metrics import dialogue_metrics
 
-    agents = {"buyer": HoldTarget()} if teacher == "target" else {}
-    for role, spec in (("buyer", teacher), ("seller", seller)):
-        if role in agents:
-            continue
-        kind, personality, persona, _ = parse_spec(spec)
-        if kind != "rule":
-            raise NegolensError(f"the {role} of teacher dialogues must be a rule agent (rule, rule:aggressive, ..."
-                                f"{'; or target for the buyer' if role == 'buyer' else ''}); got {spec!r}")
-        agents[role] = RuleAgent(role, personality, persona)
-    buyer, rule_seller = Teacher(agents["buyer"], student_personality), agents["seller"]
+    teacher_agent, rule_seller = teacher_agents(teacher, seller)
+    buyer = Teacher(teacher_agent, student_personality)
     records = []
     for i, s in enumerate(scenarios):
         neg = Negotiation(s, max_turns=max_turns, guards=Guards(), announce_turns=announce_turns)
