@@ -170,23 +170,15 @@ def teacher_dialogues(scenarios, teacher: str = "rule:aggressive", seller: str =
     Returns
     -------
     list of dict
-        Records shaped as :func:`negolens.agents.runner.run_negotiations` writes them, with
-        ``metrics`` (the paper's reward among them).
+        The records :func:`negolens.agents.runner.run_negotiations` returns, with ``metrics``
+        (the paper's reward among them).
     """
-    from negolens.agents.metrics import dialogue_metrics
+    from negolens.agents.runner import RunConfig, run_negotiations
 
     teacher_agent, rule_seller = teacher_agents(teacher, seller)
-    buyer = Teacher(teacher_agent, student_personality)
-    records = []
-    for i, s in enumerate(scenarios):
-        neg = Negotiation(s, max_turns=max_turns, guards=Guards(), announce_turns=announce_turns)
-        while not neg.done:
-            neg.apply((buyer if neg.to_move == "buyer" else rule_seller).act(neg))
-        rec = {"id": f"teacher-{i:05d}-{s.id}", **neg.to_record(), "buyer": buyer.config(),
-               "seller": rule_seller.config()}
-        rec["metrics"] = dialogue_metrics(rec)
-        records.append(rec)
-    return records
+    records = run_negotiations(scenarios, Teacher(teacher_agent, student_personality), rule_seller,
+                               RunConfig(max_turns=max_turns, announce_turns=announce_turns), progress=False)
+    return sorted(records, key=lambda r: r["id"])  # scenario order (ids start with the index), as they were given
 
 
 def imitate(model, records: list[dict], role: str = "buyer", max_utterance_tokens: int = 8) -> list[dict]:
