@@ -63,6 +63,7 @@ DOCTEST_MODULES = (
     "negolens.agents.prompts",
     "negolens.agents.protocol",
     "negolens.agents.rule_agent",
+    "negolens.agents.oracle",
     "negolens.figures.redraw",
     "negolens.figures.report",
     "negolens.figures.beliefs",

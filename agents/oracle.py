@@ -1,0 +1,127 @@
+"""The most any buyer can earn against a rule seller: a ceiling for the RLVR reward, played, not assumed.
+
+A :class:`~negolens.agents.rule_agent.RuleAgent` seller never offers a price below its bottom
+line (its own prices concede from its anchor toward the bottom) and never accepts one below it
+(it accepts an offer no lower than its own next price, or — in its last two turns — no lower
+than the bottom). So no deal with it is cheaper than its bottom line, and no buyer earns more
+than the paper's reward at that price; when the bottom line is above the buyer's budget every
+deal overshoots, so no buyer that keeps to its budget earns more than 0 (no deal). The bottom is
+the seller's cost, or its target for the ``unyielding`` persona (AmazonHistoryPrice's target is
+the price, above the buyer's budget of 0.8 × price: no within-budget deal exists at all).
+
+:class:`Clairvoyant` is the buyer that attains this ceiling: it is told the seller's bottom line
+and names it every turn (the budget instead when the bottom is above it); the seller takes it
+in its last-chance turn. :func:`ceiling` plays it through the runner against the same seller, so
+the figure is a played dialogue's reward, checked by the environment's own guards and metrics —
+a learned buyer's reward against a rule seller can be read as a share of it.
+
+Examples
+--------
+>>> from negolens.agents.builtin import builtin_scenarios
+>>> recs = ceiling(builtin_scenarios()[:3], "rule", max_turns=8)
+>>> [(r["metrics"]["reward"], r["metrics"]["overshoot"]) for r in recs]
+[(1.0, 0.0), (1.0, 0.0), (1.0, 0.0)]
+>>> [r["metrics"]["reward"] for r in ceiling(builtin_scenarios()[:3], "rule:unyielding", max_turns=8)]
+[0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from negolens.agents.protocol import Act, Move, Negotiation, format_price
+from negolens.agents.rule_agent import RuleAgent
+from negolens.errors import NegolensError
+
+__all__ = ["Clairvoyant", "ceiling", "seller_bottom"]
+
+
+def seller_bottom(seller: RuleAgent, neg: Negotiation) -> float:
+    """The lowest price ``seller`` ever offers or accepts in ``neg``'s scenario, in dollars.
+
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> s = builtin_scenarios()[0]
+    >>> seller_bottom(RuleAgent("seller"), Negotiation(s, 8)) == s.seller_cost
+    True
+    >>> seller_bottom(RuleAgent("seller", persona="unyielding"), Negotiation(s, 8)) == s.seller_target
+    True
+    """
+    return seller.limits(neg)[1]
+
+
+@dataclass
+class Clairvoyant:
+    """A buyer told the rule seller's bottom line: it names that price (rounded up to the cent)
+    at every turn, or its budget when the bottom is above the budget, and never accepts.
+
+    Parameters
+    ----------
+    seller : RuleAgent
+        The seller it will face (its bottom line is read from it, per scenario).
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> s = builtin_scenarios()[0]
+    >>> Clairvoyant(RuleAgent("seller")).act(Negotiation(s, 8)).price == s.seller_cost
+    True
+    """
+
+    seller: RuleAgent
+    role: str = "buyer"
+
+    def __post_init__(self) -> None:
+        if self.seller.role != "seller":
+            raise NegolensError("Clairvoyant faces a rule seller: pass RuleAgent('seller', ...)")
+
+    def config(self) -> dict:
+        """The agent's settings as a JSON-ready dict."""
+        return {"kind": "rule", "role": "buyer", "strategy": "clairvoyant", "seller": self.seller.config()}
+
+    def act(self, neg: Negotiation) -> Move:
+        """Name the seller's bottom line (or the budget, if the bottom is above it)."""
+        bottom = math.ceil(round(seller_bottom(self.seller, neg) * 100, 6)) / 100
+        price = min(bottom, neg.scenario.buyer_budget)
+        facing = neg.standing and neg.standing[0] != self.role
+        return Move(f"I can offer {format_price(price)}.", Act.COUNTER if facing else Act.OFFER, price)
+
+
+def ceiling(scenarios, seller: str = "rule", max_turns: int = 8, announce_turns: bool = True,
+            first: str = "buyer") -> list[dict]:
+    """The :class:`Clairvoyant` buyer's negotiations against a rule seller: per scenario, the most
+    reward any buyer can earn there while keeping to its budget.
+
+    Parameters
+    ----------
+    scenarios : list of Scenario
+        The products (e.g. the held-out ones a buyer is evaluated on).
+    seller : str
+        A rule seller spec: ``rule``, ``rule:aggressive``, ``rule:unyielding``, ... (an LLM seller
+        has no bottom line to read, so it has no ceiling here).
+    max_turns, announce_turns, first
+        As the evaluated buyer plays (:class:`~negolens.agents.runner.RunConfig`).
+
+    Returns
+    -------
+    list of dict
+        Run records with ``metrics`` (``reward`` is the ceiling, ``overshoot`` is 0), in the
+        order of ``scenarios``.
+
+    Raises
+    ------
+    NegolensError
+        When ``seller`` is not a rule seller.
+    """
+    from negolens.agents.factory import parse_spec
+    from negolens.agents.runner import RunConfig, run_negotiations
+
+    kind, personality, persona, _ = parse_spec(seller)
+    if kind != "rule":
+        raise NegolensError(f"a ceiling needs a rule seller (rule, rule:aggressive, rule:unyielding, ...), whose "
+                            f"bottom line is known; got {seller!r}")
+    rule = RuleAgent("seller", personality, persona)
+    records = run_negotiations(scenarios, Clairvoyant(rule), rule,
+                               RunConfig(max_turns=max_turns, announce_turns=announce_turns, first=first),
+                               progress=False)
+    return sorted(records, key=lambda r: r["id"])
