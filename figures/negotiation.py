@@ -79,7 +79,7 @@ def rerun_bars(rerun: pd.DataFrame, path, metrics=("deal", "reward", "overshoot"
 
 
 def model_comparison(table: pd.DataFrame, path, metrics=("reward", "deal", "overshoot", "bargained_ratio")):
-    """Untuned vs SFT vs GRPO buyer on the same held-out products: bars with 95% CIs."""
+    """The buyers of `table` (untuned, SFT, BC, GRPO) on the same held-out products: bars with 95% CIs."""
     setup()
     models = list(dict.fromkeys(table.model))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics), 3.3), squeeze=False)

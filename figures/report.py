@@ -35,7 +35,7 @@ CAPTIONS = {
     "ablation_rerun": "Whole negotiations re-run with the top heads ablated vs the same number of random heads.",
     "steering": "Adding α × a probe direction to the residual stream: the probe's causal check.",
     "rlvr_curves": "GRPO rollouts per step: the quantities in which the RLVR paper reads its four phases.",
-    "model_comparison": "Untuned vs SFT vs GRPO buyer on the same held-out products (95% bootstrap CIs).",
+    "model_comparison": "Untuned vs SFT vs BC (warm start) vs GRPO buyer, same held-out products (95% bootstrap CIs).",
 }
 
 _CHECK = """
@@ -129,7 +129,7 @@ def write_report(run_dir: str | Path, path: str | Path) -> Path:
         top = pd.read_csv(offer).assign(a=lambda d: d.effect.abs()).sort_values("a", ascending=False).drop(columns="a")
         parts.append("<h3>Heads that move the next offer most</h3>" + top.head(10).to_html(
             index=False, float_format=lambda v: f"{v:.3g}"))
-    parts.append(_table(run_dir / "grpo" / "model_comparison.csv", "Untuned vs SFT vs GRPO (held-out products)"))
+    parts.append(_table(run_dir / "grpo" / "model_comparison.csv", "Untuned vs SFT vs BC vs GRPO (held-out products)"))
     parts.append(_table(run_dir / "grpo" / "eval.json", "GRPO vs its start: paired differences"))
     cond = run_dir / "negotiate" / "conditions.csv"
     if cond.is_file():

@@ -39,7 +39,7 @@ from negolens.training.filtered import (FilteredConfig, best_rollouts, heldout_d
                                        rollout_examples, run_filtered, teacher_records)
 from negolens.training.imitation import HoldTarget, Teacher, imitate, teacher_agents, teacher_dialogues
 from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
-from negolens.training.recipe import RECIPE, curriculum_order
+from negolens.training.recipe import RECIPE, WARM_START, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
 from negolens.training.phases import PHASES, PhaseRules, label_phases, phase_spans
 from negolens.training.rollouts import buyer_sequence, step_stats
@@ -49,7 +49,8 @@ __all__ = [
     "SFTConfig", "SFTResult", "run_sft", "train_sft", "build_examples", "protocol_turns", "Example",
     "GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "buyer_sequence", "step_stats",
     "play", "paired_comparison", "format_comparison", "PHASES", "PhaseRules", "label_phases", "phase_spans",
-    "RECIPE", "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std", "buyer_table", "interest",
+    "RECIPE", "WARM_START", "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std",
+    "buyer_table", "interest",
     "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
     "teacher_records", "Teacher", "HoldTarget", "teacher_agents", "teacher_dialogues", "imitate",
 ]

@@ -105,6 +105,26 @@ class FilteredConfig:
             raise NegolensError(f"min_reward must be in [-1, 1), the paper reward's range; got {self.min_reward}")
         self.lr = self.sft().lr  # validated and resolved as SFT does
 
+    @classmethod
+    def quick(cls, **overrides) -> "FilteredConfig":
+        """A few-minute preset for tests and demos: a few steps on a few teacher dialogues.
+
+        Parameters
+        ----------
+        **overrides
+            Any field, applied after the preset (``runs`` or ``teacher`` among them: one is needed).
+
+        Returns
+        -------
+        FilteredConfig
+
+        Examples
+        --------
+        >>> FilteredConfig.quick(teacher="target").steps
+        4
+        """
+        return cls(**{"steps": 4, "batch_size": 2, "teacher_products": 8, **overrides})
+
     def sft(self) -> SFTConfig:
         """The :class:`~negolens.training.sft.SFTConfig` that trains the buyer on the kept rollouts."""
         return SFTConfig(model=self.model, role="buyer", mode=self.mode, steps=self.steps, batch_size=self.batch_size,

@@ -1,9 +1,11 @@
-"""The GRPO levers that shape what a buyer trains on: the product curriculum and the recipe of
-the README's evidence runs (:data:`RECIPE`), which the study uses."""
+"""The levers that shape what a buyer trains on: the product curriculum, and the recipe of the
+README's evidence runs, which the study uses — a warm start cloned from a scripted buyer
+(:data:`WARM_START`, for :class:`~negolens.training.filtered.FilteredConfig`), then GRPO
+(:data:`RECIPE`, for :class:`~negolens.training.grpo.GRPORunConfig`)."""
 
 from __future__ import annotations
 
-__all__ = ["CURRICULA", "RECIPE", "curriculum_order"]
+__all__ = ["CURRICULA", "RECIPE", "WARM_START", "curriculum_order"]
 
 CURRICULA = ("none", "zopa", "mutual")
 
@@ -37,6 +39,15 @@ def curriculum_order(scenarios: list, curriculum: str) -> list:
     return sorted(mutual, key=lambda s: -(s.buyer_budget - s.seller_cost) / s.buyer_budget)
 
 
-RECIPE = {"curriculum": "zopa", "stall_cost": 0.05, "max_utterance_tokens": 8}
-"""The levers of the README's evidence runs (``GRPORunConfig(**RECIPE)``); the study trains its
-buyer with them. Plain ``GRPORunConfig()`` keeps them off (no shaping by default)."""
+RECIPE = {"curriculum": "mutual", "stall_cost": 0.05, "max_utterance_tokens": 8, "announce_turns": True,
+          "branch": "last", "loss_type": "dr_grpo", "scale_rewards": "none"}
+"""The GRPO levers of the README's evidence runs 10-12 (``GRPORunConfig(**RECIPE)``): mutual-interest
+products, a small stall cost, 8-token messages, the deadline announced, groups that branch at the
+last buyer turn, Dr. GRPO's unscaled advantages. The study trains its buyer with them. Plain
+``GRPORunConfig()`` keeps them off (no shaping by default)."""
+
+WARM_START = {"teacher": "target", "min_reward": -1.0}
+"""The warm start of the README's runs 11-12 (``FilteredConfig(**WARM_START)``): the buyer cloned
+from the scripted firm buyer (``--teacher target``: name the prompt's target, accept at or below
+it), every teacher dialogue kept, the no-deal ones too (``min_reward=-1``). The study's GRPO stage
+starts from it."""

@@ -10,9 +10,11 @@ command skips finished stages, and the negotiation runner inside a stage resumes
 4. ``probes`` — linear probes by layer with baselines and control tasks;
 5. ``ablation`` — every head ablated at decision points; top heads linked to attention;
    negotiations re-run with the top heads vs random heads ablated; steering along a probe;
-6. ``grpo`` — the RLVR buyer from the SFT buyer; untuned / SFT / GRPO compared on held-out
-   AmazonHistoryPrice products;
-7. ``figures`` and ``report.html`` — regenerated from the saved results alone.
+6. ``bc-buyer`` — the warm start: the SFT buyer cloned from a scripted firm buyer on training
+   products (``negolens train filtered --teacher target``; :data:`~negolens.training.WARM_START`);
+7. ``grpo`` — the RLVR buyer, GRPO from the warm start (:data:`~negolens.training.RECIPE`);
+   untuned / SFT / BC / GRPO compared on held-out AmazonHistoryPrice products;
+8. ``figures`` and ``report.html`` — regenerated from the saved results alone.
 
 Each stage calls the same public library function as its CLI verb and saves with the verb's
 own writer, so a study is the CLI run in sequence. :class:`StudyConfig` is composed of the
@@ -34,7 +36,8 @@ from negolens.cli.options import Extra, verb
 from negolens.cli.study_config import PRESETS, StudyConfig, apply_preset  # noqa: F401  (public here too)
 from negolens.config import to_dict
 
-STAGES = ("sft-buyer", "sft-seller", "negotiate", "attention", "probes", "ablation", "grpo", "figures", "report")
+STAGES = ("sft-buyer", "sft-seller", "negotiate", "attention", "probes", "ablation", "bc-buyer", "grpo", "figures",
+          "report")
 STEER_ACTS = ("agree", "disagree", "counter-price")  # the acts a steering direction is taken from, in order
 
 
@@ -131,6 +134,11 @@ class Study:
         return str(self.dir / "sft-seller" / "checkpoint")
 
     # -- stages --------------------------------------------------------------------------
+    @property
+    def bc_buyer(self) -> str:
+        """The warm-started (behaviour-cloned) buyer's checkpoint folder."""
+        return str(self.dir / "bc-buyer" / "checkpoint")
+
     def _sft(self, out: Path, role: str) -> None:
         from dataclasses import replace
 
@@ -238,8 +246,19 @@ class Study:
                               steer_probe=steer if label else None)
         save_ablation(result, cfg, out)
 
+    def stage_bc_buyer(self, out: Path) -> None:
+        """The SFT buyer cloned from the scripted teacher, in the dialogues the GRPO stage plays."""
+        from dataclasses import replace
+
+        from negolens.training import run_filtered
+
+        c = self.cfg
+        bc = replace(c.bc, model=self.sft_buyer, teacher_scenarios=c.grpo.source, teacher_turns=c.grpo.max_turns,
+                     announce_turns=c.grpo.announce_turns, max_utterance_tokens=c.grpo.max_utterance_tokens)
+        run_filtered(bc, out / "checkpoint", log=self.log, progress=False, device=c.device, data=self.data)
+
     def stage_grpo(self, out: Path) -> None:
-        """RLVR buyer from the SFT buyer; untuned vs SFT vs GRPO on held-out products."""
+        """RLVR buyer from the warm start; untuned vs SFT vs BC vs GRPO on held-out products."""
         from dataclasses import replace
 
         import pandas as pd
@@ -248,12 +267,13 @@ class Study:
         from negolens.training import play, run_grpo
 
         c = self.cfg
-        grpo = replace(c.grpo, model=self.sft_buyer)
+        grpo = replace(c.grpo, model=self.bc_buyer)
         result = run_grpo(grpo, out, data=self.data, log=self.log, device=c.device)
         held = split_scenarios(grpo.source, "test", c.grpo.eval_products, data=self.data, seed=c.seed)
         rows = []
-        for label, folder in (("untuned", "eval-untuned"), ("SFT", "eval-start"), ("GRPO", "eval-final")):
-            ref = {"untuned": c.model, "SFT": self.sft_buyer, "GRPO": result.final}[label]
+        for label, folder in (("untuned", "eval-untuned"), ("SFT", "eval-sft"), ("BC", "eval-start"),
+                              ("GRPO", "eval-final")):
+            ref = {"untuned": c.model, "SFT": self.sft_buyer, "BC": self.bc_buyer, "GRPO": result.final}[label]
             recs = play(ref, held, "rule", out / folder, max_turns=grpo.max_turns, seed=c.seed, progress=False,
                         device=c.device, announce_turns=grpo.announce_turns,
                         max_utterance_tokens=grpo.max_utterance_tokens)
@@ -302,7 +322,7 @@ def run_study(cfg: StudyConfig, out: Path, run_id: str | None = None, log=print,
 def study(cfg: StudyConfig, out: Path, run_id: str | None, quick: bool, preset: str, full_offer_sweep: bool,
           overwrite: bool) -> None:
     """The whole pipeline into results/<run-id>/: SFT buyer and seller, negotiations, attention,
-    probes, ablations, GRPO, figures and an offline HTML report. Finished stages are skipped
+    probes, ablations, a warm-started buyer and GRPO from it, figures and an offline HTML report. Finished stages are skipped
     when the run directory was made with the same config (otherwise: another --run-id, or --overwrite)."""
     from dataclasses import replace
 

@@ -14,7 +14,7 @@ from negolens.analysis import AblationConfig
 from negolens.cli.options import with_preset
 from negolens.config import option
 from negolens.probes import AttentionConfig, ProbeConfig
-from negolens.training import RECIPE, GRPORunConfig, SFTConfig
+from negolens.training import RECIPE, WARM_START, FilteredConfig, GRPORunConfig, SFTConfig
 from negolens.zoo import DEFAULT_MODEL
 
 __all__ = ["StudyConfig", "PRESETS", "apply_preset"]
@@ -42,11 +42,13 @@ class StudyConfig:
     probes: ProbeConfig = field(default_factory=ProbeConfig)
     ablation: AblationConfig = field(default_factory=lambda: AblationConfig(
         metric="offer", kind="zero", n=8, max_tokens=384, offer_heads="top", top=5, rerun_n=12))
+    bc: FilteredConfig = field(default_factory=lambda: FilteredConfig(
+        steps=24, batch_size=4, teacher_products=96, **WARM_START))
     grpo: GRPORunConfig = field(default_factory=lambda: GRPORunConfig(
         steps=8, products_per_step=2, group_size=4, eval_products=16, max_turns=8, save_every=4, **RECIPE))
 
     def __post_init__(self) -> None:
-        for part in (self.sft, self.negotiation, self.attention, self.probes, self.ablation, self.grpo):
+        for part in (self.sft, self.negotiation, self.attention, self.probes, self.ablation, self.bc, self.grpo):
             if hasattr(part, "seed"):
                 part.seed = self.seed
 
@@ -63,6 +65,7 @@ class StudyConfig:
                    # the accept sweep screened (AtP, then the top 30 exactly: 9/10 of the exact top 10
                    # in `negolens bench ablation`) instead of all 270 heads
                    ablation=AblationConfig.quick(metric="offer", top=base.ablation.top, screen_top=30),
+                   bc=FilteredConfig.quick(**WARM_START),
                    grpo=GRPORunConfig.quick(steps=2, products_per_step=1, group_size=2, eval_products=3, max_turns=4,
                                             **RECIPE),
                    **{"preset": "quick", **kw})
@@ -75,7 +78,8 @@ class StudyConfig:
         the role (600 steps of 16; the test file holds about 3,100 turns per role), 200 held-out
         scenarios per negotiation condition decoded 64 at a time, all Craigslist dev dialogues
         for attention and probes, the full offer sweep over every head at 128 decision points
-        with 64 re-run negotiations, and GRPO for 300 steps of 4 products × 8 negotiations with
+        with 64 re-run negotiations, the warm start cloned from all training products' teacher
+        dialogues (200 steps of 16), and GRPO for 300 steps of 4 products × 8 negotiations with
         100 held-out products. ``device="cuda"``: the study stops at once on a machine without a
         CUDA GPU instead of running this scale on the CPU.
 
@@ -106,6 +110,7 @@ class StudyConfig:
                    ablation=AblationConfig(metric=base.ablation.metric, kind=base.ablation.kind, n=128,
                                            max_tokens=base.ablation.max_tokens, offer_heads="all",
                                            top=base.ablation.top, rerun_n=64),
+                   bc=FilteredConfig(steps=200, batch_size=16, teacher_products=0, dtype=base.sft.dtype, **WARM_START),
                    grpo=GRPORunConfig(steps=300, products_per_step=4, group_size=8, eval_products=100,
                                       max_turns=base.grpo.max_turns, save_every=25, **RECIPE),
                    **kw)
