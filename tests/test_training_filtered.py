@@ -181,7 +181,7 @@ def test_train_filtered_with_a_teacher_trains_on_its_dialogues(tiny_dirs, tmp_pa
         main(args)
     captured = capsys.readouterr()
     assert done.value.code == 0, captured.err
-    assert "teacher target: 3 dialogues on training products" in captured.out
+    assert "teacher target (buyer): 3 dialogues on training products" in captured.out
     manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
     assert manifest["filtered"]["teacher"] == "target" and manifest["filtered"]["kept"] == 3
     with pytest.raises(SystemExit) as done:
@@ -194,3 +194,58 @@ def test_train_filtered_with_a_teacher_trains_on_its_dialogues(tiny_dirs, tmp_pa
         FilteredConfig(teacher="target", teacher_products=-1)
     with pytest.raises(NegolensError, match="must be a rule agent"):
         FilteredConfig(teacher="smollm2-135m-instruct")
+
+
+def test_a_seller_is_cloned_from_a_rule_seller_in_its_own_tokens(tiny):
+    """role="seller": the rule seller is the teacher, the firm buyer its counterpart; the seller's
+    turns carry the student's decoder ids (words and action line as the environment shows them),
+    its prices are whole dollars never under its cost, and the labels are the seller's chosen ids."""
+    from negolens.training.data import IGNORE
+    from negolens.training.filtered import rollout_examples
+    from negolens.training.imitation import imitate, teacher_dialogues
+
+    played = teacher_dialogues(split_scenarios("builtin", "train", 6), "rule", role="seller", max_turns=8)
+    assert all(r["buyer"]["strategy"] == "target" and r["seller"]["kind"] == "teacher" for r in played)
+    assert any(r["outcome"] == "deal" for r in played)
+    taught = imitate(tiny, played, role="seller", max_utterance_tokens=40)
+    stops = set(tiny.stop_ids())
+    for rec, ex in zip(taught, rollout_examples(tiny, taught, role="seller")):
+        cost, chosen = rec["scenario"]["seller_cost"], []
+        for t in rec["turns"]:
+            if t["role"] == "buyer":
+                assert t["token_ids"] is None  # only the student's side is replayed
+                continue
+            price = f" ${int(t['price'])}" if t["act"] in ("offer", "counter") else ""
+            assert t["price"] is None or t["price"] >= cost  # an accepted price is the buyer's, in cents
+            assert not price or t["price"] == int(t["price"])
+            assert tiny.tokenizer.decode([i for i in t["token_ids"] if i not in stops]) == (
+                f"{t['utterance']}\nACTION: {t['act']}{price}")
+            ids, flags = list(t["token_ids"]), list(t["sampled"])
+            while ids and ids[-1] in stops:
+                ids, flags = ids[:-1], flags[:-1]
+            chosen += [i for i, f in zip(ids, flags) if f]
+        assert [t for t in ex.labels if t != IGNORE] == chosen and chosen
+
+
+def test_train_filtered_role_seller_trains_a_seller_and_refuses_what_it_cannot_use(tiny_dirs, tmp_path, capsys):
+    from negolens.cli import main
+    from negolens.training import FilteredConfig
+
+    args = ["train", "filtered", "--model", str(tiny_dirs["llama"]), "--role", "seller", "--teacher", "rule",
+            "--teacher-scenarios", "builtin", "--teacher-products", "2", "--max-utterance-tokens", "40",
+            "--min-reward", "-1", "--steps", "1", "--batch-size", "1", "--out", str(tmp_path / "seller")]
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    captured = capsys.readouterr()
+    assert done.value.code == 0, captured.err
+    assert "teacher rule (seller): 2 dialogues on training products, deal rate" in captured.out
+    manifest = json.loads((tmp_path / "seller" / "negolens_manifest.json").read_text())
+    assert manifest["filtered"]["role"] == "seller" and manifest["config"]["role"] == "seller"
+    with pytest.raises(NegolensError, match="teacher dialogues only"):
+        FilteredConfig(role="seller", runs=("results/grpo",), teacher="rule")
+    with pytest.raises(NegolensError, match="seller of teacher dialogues must be a rule agent"):
+        FilteredConfig(role="seller", teacher="target")
+    with pytest.raises(NegolensError, match="buyer of teacher dialogues must be a rule agent"):
+        FilteredConfig(role="seller", teacher="rule", teacher_buyer="rule:begging")
+    with pytest.raises(NegolensError, match="role"):
+        FilteredConfig(role="sellr", teacher="rule")

@@ -16,7 +16,9 @@ The dialogues come from GRPO runs (``rollouts/``) or from negotiation runs of th
 sampled on training products (``negolens negotiate --split train --temperature 1``): sample,
 filter, train, sample the result again is expert iteration with the existing verbs. With
 ``teacher`` a scripted buyer's dialogues on training products join them, in the student's own
-tokens (:mod:`negolens.training.imitation`: behaviour cloning). Before any
+tokens (:mod:`negolens.training.imitation`: behaviour cloning); with ``role="seller"`` the
+student is a seller cloned from a rule seller that plays a scripted buyer (teacher dialogues
+only: the runs are buyers' rollouts). Before any
 training, :func:`heldout_dialogues` checks that no kept dialogue was played on a held-out
 product, so held-out evaluation stays held out.
 
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import Callable
 
 from negolens.config import option
-from negolens.errors import NegolensError
+from negolens.errors import NegolensError, choice
 from negolens.training.data import IGNORE, Example
 from negolens.training.rollouts import buyer_sequence
 from negolens.training.sft import LORA_TARGETS, SFTConfig, train_sft
@@ -67,14 +69,21 @@ class FilteredConfig:
     ('buyer', 0, 0.0002)
     """
 
-    model: str = option(DEFAULT_MODEL, "the buyer to improve: zoo name or checkpoint directory")
+    model: str = option(DEFAULT_MODEL, "the agent to improve (a buyer unless --role seller): zoo name or checkpoint "
+                                       "directory")
+    role: str = option("buyer", "the student's role: buyer | seller (a seller learns from --teacher dialogues only)")
     runs: tuple[str, ...] = option((), "GRPO runs or negotiate outputs whose dialogues are filtered (comma list)")
-    min_reward: float = option(0.0, "keep the dialogues whose paper reward (never a shaped one) is above this")
-    teacher: str | None = option(None, "also play this scripted buyer (target | rule | rule:aggressive | ...) on "
-                                       "training products and train on its dialogues, in the student's tokens")
+    min_reward: float = option(0.0, "keep the dialogues whose paper reward (never a shaped one, the buyer's) is "
+                                    "above this")
+    teacher: str | None = option(None, "also play this scripted agent of --role (buyer: target | rule | "
+                                       "rule:aggressive | ...; seller: rule | rule:passive | ...) on training "
+                                       "products and train on its dialogues, in the student's tokens")
     teacher_products: int = option(200, "training products the teacher plays (0: all of the train split)")
     teacher_scenarios: str = option("amazon", "where the teacher's products come from: amazon | craigslist | builtin")
-    teacher_seller: str = option("rule", "the rule seller the teacher plays against (a persona too: rule:unyielding)")
+    teacher_seller: str = option("rule", "the rule seller a buyer teacher plays against (a persona too: "
+                                         "rule:unyielding)")
+    teacher_buyer: str = option("target", "the scripted buyer a seller teacher plays against: target | "
+                                          "rule[:personality]")
     teacher_turns: int = option(8, "turns per teacher dialogue, as the student is evaluated")
     announce_turns: bool = option(True, "the teacher's dialogues show the turns left (as --announce-turns)")
     max_utterance_tokens: int = option(8, "the student's message cap; the teacher's words must fit in it")
@@ -94,10 +103,15 @@ class FilteredConfig:
         if not self.runs and not self.teacher:
             raise NegolensError("no dialogues to filter: pass --runs DIR[,DIR...] (outputs of negolens train grpo "
                                 "or negolens negotiate) or --teacher rule:aggressive")
+        choice(self.role, ("buyer", "seller"), "role")
+        if self.role == "seller" and (self.runs or not self.teacher):
+            raise NegolensError("a seller learns from teacher dialogues only (the runs hold buyers' rollouts): pass "
+                                "--teacher rule (or rule:aggressive, ...) and no --runs")
         if self.teacher:
             from negolens.training.imitation import teacher_agents
 
-            teacher_agents(self.teacher, self.teacher_seller)  # a spec that is not a rule agent fails here, not later
+            # a spec that is not a rule agent fails here, not later
+            teacher_agents(self.teacher, self.teacher_seller, self.role, self.teacher_buyer)
         if self.teacher_products < 0:
             raise NegolensError(f"teacher_products must be >= 0 (0: all training products); "
                                 f"got {self.teacher_products}")
@@ -127,7 +141,7 @@ class FilteredConfig:
 
     def sft(self) -> SFTConfig:
         """The :class:`~negolens.training.sft.SFTConfig` that trains the buyer on the kept rollouts."""
-        return SFTConfig(model=self.model, role="buyer", mode=self.mode, steps=self.steps, batch_size=self.batch_size,
+        return SFTConfig(model=self.model, role=self.role, mode=self.mode, steps=self.steps, batch_size=self.batch_size,
                          lr=self.lr, max_tokens=self.max_tokens, eval_examples=0, eval_every=self.steps,
                          lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_targets=tuple(self.lora_targets),
                          dtype=self.dtype, seed=self.seed)
@@ -256,8 +270,8 @@ def teacher_records(model, config: FilteredConfig, data: str | Path | None = Non
     scenarios = split_scenarios(config.teacher_scenarios, "train", config.teacher_products or None, data=data,
                                 seed=config.seed)
     played = teacher_dialogues(scenarios, config.teacher, config.teacher_seller, config.teacher_turns,
-                               config.announce_turns)
-    return imitate(model, played, max_utterance_tokens=config.max_utterance_tokens)
+                               config.announce_turns, role=config.role, buyer=config.teacher_buyer)
+    return imitate(model, played, role=config.role, max_utterance_tokens=config.max_utterance_tokens)
 
 
 def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str], None] | None = None,
@@ -310,7 +324,8 @@ def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str]
     if config.teacher:
         model = load(config.model, device=device)
         taught = teacher_records(model, config, data)
-        say(f"teacher {config.teacher}: {len(taught)} dialogues on training products, mean reward "
+        say(f"teacher {config.teacher} ({config.role}): {len(taught)} dialogues on training products, deal rate "
+            f"{sum(bool(r['metrics']['deal']) for r in taught) / len(taught):.3f}, mean reward "
             f"{sum(r['metrics']['reward'] for r in taught) / len(taught):+.3f}")
         records += taught
     best = best_rollouts(records, config.min_reward)
@@ -324,7 +339,7 @@ def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str]
                             f"{leaked[0]['scenario']['id']}); sample on training products (negolens negotiate "
                             f"--split train), so the held-out evaluation stays held out")
     model = model or load(config.model, device=device)
-    examples = rollout_examples(model, best, max_tokens=config.max_tokens)
+    examples = rollout_examples(model, best, role=config.role, max_tokens=config.max_tokens)
     if not examples:
         raise NegolensError(f"all {len(best)} kept dialogues are longer than max_tokens={config.max_tokens}; raise it")
     trained = sum(label != IGNORE for e in examples for label in e.labels)
@@ -332,7 +347,8 @@ def run_filtered(config: FilteredConfig, out: str | Path, *, log: Callable[[str]
         f"{trained} trained tokens")
     sources = [*config.runs, *([f"teacher {config.teacher}"] if config.teacher else [])]
     notes = {"data": f"dialogues of {', '.join(sources)} with reward > {config.min_reward}",
-             "filtered": {"runs": list(config.runs), "teacher": config.teacher, "min_reward": config.min_reward,
+             "filtered": {"runs": list(config.runs), "teacher": config.teacher, "role": config.role,
+                          "min_reward": config.min_reward,
                           "rollouts": len(records), "kept": len(best)}}
     path = train_sft(model, config.sft(), examples, [], out, progress=progress, notes=notes, overwrite=overwrite)
     say(f"checkpoint: {path}")

@@ -129,54 +129,85 @@ class Teacher:
         return Move(WORDS.get(move.act, "Hello."), move.act, price)
 
 
-def teacher_agents(teacher: str, seller: str = "rule") -> tuple[RuleAgent | HoldTarget, RuleAgent]:
-    """The (teacher buyer, rule seller) the specs name; a spec that is not a rule agent is an error.
+def _scripted(spec: str, role: str) -> RuleAgent | HoldTarget:
+    from negolens.agents.factory import parse_spec
+
+    if spec == "target" and role == "buyer":
+        return HoldTarget()
+    kind, personality, persona, _ = parse_spec(spec)
+    if kind != "rule" or (persona and role == "buyer"):
+        raise NegolensError(f"the {role} of teacher dialogues must be a rule agent (rule, rule:aggressive, ..."
+                            f"{'; or target for the buyer' if role == 'buyer' else '; a persona too: rule:begging'})"
+                            f"; got {spec!r}")
+    return RuleAgent(role, personality, persona)
+
+
+def teacher_agents(teacher: str, seller: str = "rule", role: str = "buyer",
+                   buyer: str = "target") -> tuple[RuleAgent | HoldTarget, RuleAgent]:
+    """The (buyer, seller) of teacher dialogues: ``teacher`` plays the student's ``role``, a rule
+    agent or the firm buyer (``target``) the other side; a spec that is not one is an error.
+
+    ``seller`` is the counterpart of a buyer teacher, ``buyer`` that of a seller teacher.
 
     >>> teacher_agents("target", "rule:unyielding")[1].persona
     'unyielding'
+    >>> buyer, seller = teacher_agents("rule:aggressive", role="seller")
+    >>> type(buyer).__name__, seller.role, seller.personality
+    ('HoldTarget', 'seller', 'aggressive')
     """
-    from negolens.agents.factory import parse_spec
-
-    agents = {"buyer": HoldTarget()} if teacher == "target" else {}
-    for role, spec in (("buyer", teacher), ("seller", seller)):
-        if role in agents:
-            continue
-        kind, personality, persona, _ = parse_spec(spec)
-        if kind != "rule":
-            raise NegolensError(f"the {role} of teacher dialogues must be a rule agent (rule, rule:aggressive, ..."
-                                f"{'; or target for the buyer' if role == 'buyer' else ''}); got {spec!r}")
-        agents[role] = RuleAgent(role, personality, persona)
-    return agents["buyer"], agents["seller"]
+    if role == "buyer":
+        return _scripted(teacher, "buyer"), _scripted(seller, "seller")
+    if role == "seller":
+        return _scripted(buyer, "buyer"), _scripted(teacher, "seller")
+    raise NegolensError(f"the student's role is buyer or seller; got {role!r}")
 
 
 def teacher_dialogues(scenarios, teacher: str = "rule:aggressive", seller: str = "rule", max_turns: int = 8,
-                      announce_turns: bool = True, student_personality: str = "fair") -> list[dict]:
-    """A scripted buyer's negotiations against a rule seller, one per scenario, as run records.
+                      announce_turns: bool = True, student_personality: str = "fair", role: str = "buyer",
+                      buyer: str = "target") -> list[dict]:
+    """A scripted agent's negotiations, one per scenario, as run records: by default a scripted
+    buyer against a rule seller; with ``role="seller"`` a rule seller against a scripted buyer.
 
     Parameters
     ----------
     scenarios : list of Scenario
         Training products (keep the held-out ones out: :func:`~negolens.agents.scenarios.split_scenarios`).
-    teacher, seller : str
-        Rule agent specs (``rule``, ``rule:aggressive``, ``rule:passive``; the seller may have a
-        persona, ``rule:unyielding``); the teacher may also be ``target`` (:class:`HoldTarget`).
+    teacher : str
+        The student's side: a rule agent spec (``rule``, ``rule:aggressive``, ``rule:passive``;
+        a seller may have a persona) or, for a buyer, ``target`` (:class:`HoldTarget`).
+    seller, buyer : str
+        The counterpart of a buyer teacher (a rule seller, ``rule:unyielding`` too) / of a seller
+        teacher (``target`` or a rule buyer).
     max_turns : int
         Turns per dialogue, as the student is trained and evaluated.
     announce_turns : bool
         Both sides see the turns left (``--announce-turns``), as the student will.
     student_personality : str
         The student's prompt personality (:class:`Teacher`).
+    role : str
+        The student's role: ``buyer`` or ``seller``.
 
     Returns
     -------
     list of dict
         The records :func:`negolens.agents.runner.run_negotiations` returns, with ``metrics``
-        (the paper's reward among them).
+        (the paper's reward among them — the buyer's).
+
+    Examples
+    --------
+    >>> from negolens.agents.scenarios import split_scenarios
+    >>> rec = teacher_dialogues(split_scenarios("builtin", "train")[:1], "rule", role="seller", max_turns=8)[0]
+    >>> [t["utterance"] for t in rec["turns"] if t["role"] == "seller"][:2], rec["seller"]["kind"]
+    (['How about this?', 'How about this?'], 'teacher')
     """
     from negolens.agents.runner import RunConfig, run_negotiations
 
-    teacher_agent, rule_seller = teacher_agents(teacher, seller)
-    records = run_negotiations(scenarios, Teacher(teacher_agent, student_personality), rule_seller,
+    buyer_agent, seller_agent = teacher_agents(teacher, seller, role, buyer)
+    if role == "buyer":
+        buyer_agent = Teacher(buyer_agent, student_personality)
+    else:
+        seller_agent = Teacher(seller_agent, student_personality)
+    records = run_negotiations(scenarios, buyer_agent, seller_agent,
                                RunConfig(max_turns=max_turns, announce_turns=announce_turns), progress=False)
     return sorted(records, key=lambda r: r["id"])  # scenario order (ids start with the index), as they were given
 
