@@ -15,6 +15,8 @@ is low enough and counters when it is not — and never pays above its budget. T
 
 Warm-starting a policy on expert demonstrations before RL is the standard move (AlphaStar;
 "SFT, then RL" for LLM agents); the README measures what each teacher gives a 135M student.
+A seller is cloned the same way (``role="seller"``): a rule seller is the teacher, the firm
+buyer (or a rule buyer) its counterpart.
 
 Two pieces make a teacher's dialogue trainable exactly as a sampled one:
 
