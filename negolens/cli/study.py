@@ -10,8 +10,10 @@ command skips finished stages, and the negotiation runner inside a stage resumes
 4. ``probes`` — linear probes by layer with baselines and control tasks;
 5. ``ablation`` — every head ablated at decision points; top heads linked to attention;
    negotiations re-run with the top heads vs random heads ablated; steering along a probe;
-6. ``bc-buyer`` — the warm start: the SFT buyer cloned from a scripted firm buyer on training
-   products (``negolens train filtered --teacher target``; :data:`~negolens.training.WARM_START`);
+6. ``bc-buyer`` — the warm start: the studied model cloned from a scripted firm buyer on
+   training products (``negolens train filtered --teacher target``;
+   :data:`~negolens.training.WARM_START`; the README measures it from the untuned model, and
+   from the 30-step SFT buyer it kept that buyer's habit of naming the list price);
 7. ``grpo`` — the RLVR buyer, GRPO from the warm start (:data:`~negolens.training.RECIPE`);
    untuned / SFT / BC / GRPO compared on held-out AmazonHistoryPrice products;
 8. ``figures`` and ``report.html`` — regenerated from the saved results alone.
@@ -247,13 +249,13 @@ class Study:
         save_ablation(result, cfg, out)
 
     def stage_bc_buyer(self, out: Path) -> None:
-        """The SFT buyer cloned from the scripted teacher, in the dialogues the GRPO stage plays."""
+        """The studied model cloned from the scripted teacher, in the dialogues the GRPO stage plays."""
         from dataclasses import replace
 
         from negolens.training import run_filtered
 
         c = self.cfg
-        bc = replace(c.bc, model=self.sft_buyer, teacher_scenarios=c.grpo.source, teacher_turns=c.grpo.max_turns,
+        bc = replace(c.bc, model=c.model, teacher_scenarios=c.grpo.source, teacher_turns=c.grpo.max_turns,
                      announce_turns=c.grpo.announce_turns, max_utterance_tokens=c.grpo.max_utterance_tokens)
         run_filtered(bc, out / "checkpoint", log=self.log, progress=False, device=c.device, data=self.data)
 
