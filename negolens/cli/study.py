@@ -135,12 +135,12 @@ class Study:
         """The SFT seller's checkpoint folder."""
         return str(self.dir / "sft-seller" / "checkpoint")
 
-    # -- stages --------------------------------------------------------------------------
     @property
     def bc_buyer(self) -> str:
         """The warm-started (behaviour-cloned) buyer's checkpoint folder."""
         return str(self.dir / "bc-buyer" / "checkpoint")
 
+    # -- stages --------------------------------------------------------------------------
     def _sft(self, out: Path, role: str) -> None:
         from dataclasses import replace
 
@@ -324,8 +324,9 @@ def run_study(cfg: StudyConfig, out: Path, run_id: str | None = None, log=print,
 def study(cfg: StudyConfig, out: Path, run_id: str | None, quick: bool, preset: str, full_offer_sweep: bool,
           overwrite: bool) -> None:
     """The whole pipeline into results/<run-id>/: SFT buyer and seller, negotiations, attention,
-    probes, ablations, a warm-started buyer and GRPO from it, figures and an offline HTML report. Finished stages are skipped
-    when the run directory was made with the same config (otherwise: another --run-id, or --overwrite)."""
+    probes, ablations, a warm-started buyer and GRPO from it, figures and an offline HTML report.
+    Finished stages are skipped when the run directory was made with the same config (otherwise:
+    another --run-id, or --overwrite)."""
     from dataclasses import replace
 
     cfg = apply_preset(cfg, "quick" if quick and preset == "default" else preset, quick)
