@@ -62,8 +62,8 @@ def test_train_filtered_verb_trains_the_start_model_on_the_kept_rollouts(tiny_di
     assert first.exit_code == 0, first.output
     assert "4 rollouts, 2 with reward > 0.1" in first.output
     manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
-    assert manifest["filtered"] == {"runs": [str(tmp_path / "run")], "teacher": None, "min_reward": 0.1,
-                                    "rollouts": 4, "kept": 2}
+    assert manifest["filtered"] == {"runs": [str(tmp_path / "run")], "teacher": None, "role": "buyer",
+                                    "min_reward": 0.1, "rollouts": 4, "kept": 2}
     trained = negolens.load(str(tmp_path / "out"))
     assert any(not torch.equal(a.cpu(), b.cpu()) for a, b in zip(trained.hf.parameters(), tiny_llama.hf.parameters()))
     weights = next((tmp_path / "out").glob("*.safetensors"))
