@@ -168,19 +168,32 @@ def test_a_scripted_teachers_turns_become_the_tokens_the_student_would_have_samp
         teacher_dialogues(split_scenarios("builtin", "train", 1), "smollm2-135m-instruct")
 
 
+def _teacher_args(model_dir, out, *extra) -> list[str]:
+    """`train filtered` on builtin teacher dialogues, one step: the model, ``extra`` options, then --out last."""
+    return ["train", "filtered", "--model", str(model_dir), *extra, "--teacher-scenarios", "builtin",
+            "--max-utterance-tokens", "40", "--min-reward", "-1", "--steps", "1", "--batch-size", "1",
+            "--out", str(out)]
+
+
+def _train(args, capsys):
+    """Run the verb; it must exit 0. Returns what it printed."""
+    from negolens.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    captured = capsys.readouterr()
+    assert done.value.code == 0, captured.err
+    return captured
+
+
 def test_train_filtered_with_a_teacher_trains_on_its_dialogues(tiny_dirs, tmp_path, capsys):
     """``negolens train filtered --teacher target`` needs no runs: the teacher plays
     training products, the student is trained on them, the manifest says so; without runs or a
     teacher the verb says to pass one."""
     from negolens.cli import main
 
-    args = ["train", "filtered", "--model", str(tiny_dirs["qwen2"]), "--teacher", "target",
-            "--teacher-scenarios", "builtin", "--teacher-products", "3", "--max-utterance-tokens", "40",
-            "--min-reward", "-1", "--steps", "1", "--batch-size", "1", "--out", str(tmp_path / "out")]
-    with pytest.raises(SystemExit) as done:
-        main(args)
-    captured = capsys.readouterr()
-    assert done.value.code == 0, captured.err
+    args = _teacher_args(tiny_dirs["qwen2"], tmp_path / "out", "--teacher", "target", "--teacher-products", "3")
+    captured = _train(args, capsys)
     assert "teacher target (buyer): 3 dialogues on training products" in captured.out
     manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
     assert manifest["filtered"]["teacher"] == "target" and manifest["filtered"]["kept"] == 3
@@ -228,16 +241,10 @@ def test_a_seller_is_cloned_from_a_rule_seller_in_its_own_tokens(tiny):
 
 
 def test_train_filtered_role_seller_trains_a_seller_and_refuses_what_it_cannot_use(tiny_dirs, tmp_path, capsys):
-    from negolens.cli import main
     from negolens.training import FilteredConfig
 
-    args = ["train", "filtered", "--model", str(tiny_dirs["llama"]), "--role", "seller", "--teacher", "rule",
-            "--teacher-scenarios", "builtin", "--teacher-products", "2", "--max-utterance-tokens", "40",
-            "--min-reward", "-1", "--steps", "1", "--batch-size", "1", "--out", str(tmp_path / "seller")]
-    with pytest.raises(SystemExit) as done:
-        main(args)
-    captured = capsys.readouterr()
-    assert done.value.code == 0, captured.err
+    captured = _train(_teacher_args(tiny_dirs["llama"], tmp_path / "seller", "--role", "seller", "--teacher", "rule",
+                                    "--teacher-products", "2"), capsys)
     assert "teacher rule (seller): 2 dialogues on training products, deal rate" in captured.out
     manifest = json.loads((tmp_path / "seller" / "negolens_manifest.json").read_text())
     assert manifest["filtered"]["role"] == "seller" and manifest["config"]["role"] == "seller"
