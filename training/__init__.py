@@ -20,7 +20,9 @@ SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers);
 (reward-filtered fine-tuning on the best dialogues of GRPO or negotiation runs,
 :mod:`~negolens.training.filtered`; the whole job: :class:`FilteredConfig`, :func:`run_filtered`);
 :func:`teacher_dialogues` and :func:`imitate` (a scripted teacher's dialogues in the student's own
-tokens, :mod:`~negolens.training.imitation`; in the filtered job: ``FilteredConfig(teacher=...)``). Modules:
+tokens, :mod:`~negolens.training.imitation`; in the filtered job: ``FilteredConfig(teacher=...)``);
+:func:`next_moves` and :func:`fidelity` (a clone's own next move in its teacher's dialogues, agreement per
+act, :mod:`~negolens.training.fidelity`). Modules:
 :mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
 :mod:`~negolens.training.rollouts`, :mod:`~negolens.training.grpo`,
 :mod:`~negolens.training.heldout`, :mod:`~negolens.training.bench`.
@@ -35,6 +37,7 @@ tokens, :mod:`~negolens.training.imitation`; in the filtered job: ``FilteredConf
 
 from negolens.training.data import Example, build_examples, human_limits, match_limits, protocol_turns
 from negolens.training.environment import frac_zero_std, shaped_reward
+from negolens.training.fidelity import fidelity, next_moves
 from negolens.training.filtered import (FilteredConfig, best_rollouts, heldout_dialogues, read_rollouts,
                                        rollout_examples, run_filtered, teacher_records)
 from negolens.training.imitation import HoldTarget, Teacher, imitate, teacher_agents, teacher_dialogues
@@ -53,4 +56,5 @@ __all__ = [
     "buyer_table", "interest",
     "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
     "teacher_records", "Teacher", "HoldTarget", "teacher_agents", "teacher_dialogues", "imitate",
+    "next_moves", "fidelity",
 ]
