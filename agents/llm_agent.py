@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from negolens.agents.decoding import Request, TurnDecoder
 from negolens.agents.personas import check_persona, check_personality
-from negolens.agents.prompts import system_prompt, view_ids, view_messages
+from negolens.agents.prompts import system_prompt, view_ids, view_messages, view_texts
 from negolens.agents.protocol import Move, Negotiation
 from negolens.chat import Turn
 
@@ -87,7 +87,7 @@ class LLMAgent:
 
     def messages(self, neg: Negotiation) -> list[Turn]:
         """The chat the model reads next: system prompt plus the dialogue from this agent's side."""
-        return view_messages(self.system_prompt(neg), self.role, [(t.role, t.public_text()) for t in neg.turns])
+        return view_messages(self.system_prompt(neg), self.role, view_texts(neg.turns, self.role))
 
     def act_batch(self, negs: list[Negotiation], seeds: list[int]) -> list[Move]:
         """Decode this agent's next move in every dialogue of ``negs`` at once (one seed each)."""

@@ -65,12 +65,44 @@ def view_messages(system: str, role: str, turns: list[tuple[str, str]]) -> list[
     return out
 
 
+def view_texts(turns: list, role: str) -> list[tuple[str, str]]:
+    """(speaker, text) of each turn as ``role`` reads it, for :func:`view_messages`.
+
+    The other side's turns are their public text, the environment's note included
+    (``ACTION: counter $80 [turns left: 2]``). ``role``'s own turns are its message and action
+    line only; their note (``[blocked: over budget]``, ``[turns left: 3]``) opens the next
+    message instead. An LLM agent ends its price with an end-of-turn token, and it reads its
+    own turns back as the tokens it generated (:func:`view_ids`): a note inside its message would
+    come between its last digit and that token, so the choice to stop the price would appear in
+    no sequence it is trained on (the README's clones that append ``.11`` or ``000000`` to a
+    price they copied). A note on the last turn has no next message and is not shown.
+
+    Examples
+    --------
+    >>> from negolens.agents.protocol import TurnRecord
+    >>> turns = [TurnRecord(0, "buyer", "Hi.", "offer", 60.0, turns_left=3),
+    ...          TurnRecord(1, "seller", "No.", "counter", 90.0, turns_left=2)]
+    >>> [text.replace("\\n", " | ") for _, text in view_texts(turns, "buyer")]
+    ['Hi. | ACTION: offer $60', '[turns left: 3] | No. | ACTION: counter $90 [turns left: 2]']
+    """
+    out, note = [], ""
+    for t in turns:
+        text = (note.strip() + "\n" if note else "") + t.public_text()
+        note = ""
+        if t.role == role and t.note():
+            note = t.note()
+            text = text[: len(text) - len(note)]
+        out.append((t.role, text))
+    return out
+
+
 def view_ids(model, system: str, role: str, turns: list, add_generation_prompt: bool = True) -> tuple[list[int], list[int]]:
     """Token ids of ``role``'s view (:func:`view_messages`), its own turns read back as the tokens it generated.
 
     An LLM agent's turns carry ``token_ids`` (and ``sampled``, :class:`~negolens.agents.protocol.TurnRecord`);
-    those are used verbatim for its own messages (plus the environment's ``[blocked: …]`` note,
-    tokenised), everything else is rendered from text (:func:`~negolens.chat.render_tokens`).
+    those are used verbatim for its own messages, to the end-of-turn token that closed the price
+    (the environment's note on such a turn opens the next message, :func:`view_texts`), and
+    everything else is rendered from text (:func:`~negolens.chat.render_tokens`).
     The agent acts on these ids and GRPO trains on them, so a policy is trained on exactly the
     tokens it sampled, in exactly the context it sampled them in.
 
@@ -104,20 +136,13 @@ def view_ids(model, system: str, role: str, turns: list, add_generation_prompt: 
     >>> [i for i, t in zip(ids, trained) if t] == mine
     True
     """
-    msgs = view_messages(system, role, [(t.role, t.public_text()) for t in turns])
+    msgs = view_messages(system, role, view_texts(turns, role))
     offset = len(msgs) - len(turns)
     given, flags = {}, {}
     for k, t in enumerate(turns):
-        if t.role != role or not t.token_ids:
-            continue
-        own, chosen = list(t.token_ids), list(t.sampled or [0] * len(t.token_ids))
-        note = t.note()
-        if note:  # the environment's note follows the message; the model's end-of-turn token goes after it
-            while own and own[-1] in set(model.stop_ids()):
-                own, chosen = own[:-1], chosen[:-1]
-            extra = model.tokenizer.encode(note, add_special_tokens=False)
-            own, chosen = own + extra, chosen + [0] * len(extra)
-        given[offset + k], flags[offset + k] = own, chosen
+        if t.role == role and t.token_ids:
+            given[offset + k] = list(t.token_ids)
+            flags[offset + k] = list(t.sampled or [0] * len(t.token_ids))
     ids, spans = render_tokens(model.tokenizer, msgs, given, add_generation_prompt)
     trained = [0] * len(ids)
     for k, (start, end) in spans.items():

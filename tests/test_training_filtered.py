@@ -150,13 +150,12 @@ def test_a_scripted_teachers_turns_become_the_tokens_the_student_would_have_samp
             chosen = [i for i, f in zip(t["token_ids"], t["sampled"]) if f]
             assert decoder.act_ids[Act(t["act"])][0] in chosen and decoder.action_prefix[1] not in chosen
     for rec, ex in zip(taught, rollout_examples(tiny, taught)):
-        chosen = []  # the deadline note follows the words, so an end-of-turn the turn ended with is not trained
-        for t in (t for t in rec["turns"] if t["role"] == "buyer"):
-            ids, flags = list(t["token_ids"]), list(t["sampled"])
-            while ids and ids[-1] in stops:
-                ids, flags = ids[:-1], flags[:-1]
-            chosen += [i for i, f in zip(ids, flags) if f]
+        # every chosen id is trained, the end-of-turn token that closed a price too (the deadline
+        # note opens the seller's reply, so it does not come between the last digit and that token)
+        chosen = [i for t in rec["turns"] if t["role"] == "buyer" for i, f in zip(t["token_ids"], t["sampled"]) if f]
         assert [t for t in ex.labels if t != IGNORE] == chosen
+        priced = [t for t in rec["turns"] if t["role"] == "buyer" and t["act"] in ("offer", "counter")]
+        assert sum(i in stops for i in chosen) >= len(priced) > 0
     firm = teacher_dialogues(split_scenarios("builtin", "train", 6), "target", max_turns=8)
     for rec in firm:  # the firm teacher names its target in whole dollars, and accepts only at or below it
         target = rec["scenario"]["buyer_target"]
@@ -233,10 +232,7 @@ def test_a_seller_is_cloned_from_a_rule_seller_in_its_own_tokens(tiny):
             assert not price or t["price"] == int(t["price"])
             assert tiny.tokenizer.decode([i for i in t["token_ids"] if i not in stops]) == (
                 f"{t['utterance']}\nACTION: {t['act']}{price}")
-            ids, flags = list(t["token_ids"]), list(t["sampled"])
-            while ids and ids[-1] in stops:
-                ids, flags = ids[:-1], flags[:-1]
-            chosen += [i for i, f in zip(ids, flags) if f]
+            chosen += [i for i, f in zip(t["token_ids"], t["sampled"]) if f]  # the price's end-of-turn too
         assert [t for t in ex.labels if t != IGNORE] == chosen and chosen
 
 

@@ -23,8 +23,11 @@ def _records(model, n=4, **kw):
                             RunConfig(max_turns=6, seed=3, **kw), progress=False)
 
 
-def test_env_mask_is_exactly_the_tokens_the_buyer_sampled(tiny_llama):
-    recs = _records(tiny_llama)
+@pytest.mark.parametrize("announce", [False, True])
+def test_env_mask_is_exactly_the_tokens_the_buyer_sampled(tiny_llama, announce):
+    """Also when the environment notes the turns left after every message: the end-of-turn token
+    that closed a price was the policy's choice, and it is trained on like every other."""
+    recs = _records(tiny_llama, announce_turns=announce)
     tok = tiny_llama.tokenizer
     for rec in recs:
         prompt, completion, mask = buyer_sequence(tiny_llama, rec)
@@ -45,8 +48,9 @@ def test_env_mask_is_exactly_the_tokens_the_buyer_sampled(tiny_llama):
 @pytest.mark.parametrize("announce", [False, True])
 def test_every_buyer_turn_was_sampled_in_the_context_it_is_trained_in(tiny_llama, announce):
     """The prompt the agent read at each turn is a prefix of the training sequence, and the
-    turn's generated ids follow it there verbatim (also with the deadline note after every
-    message, which follows the buyer's own ids too)."""
+    turn's generated ids follow it there verbatim, to the end-of-turn token that closed a price
+    (also with the deadline noted after every message: the note on the buyer's own turn opens
+    the next message)."""
     from negolens.agents.prompts import system_prompt, view_ids
     from negolens.agents.protocol import TurnRecord
     from negolens.agents.scenarios import Scenario
@@ -62,8 +66,7 @@ def test_every_buyer_turn_was_sampled_in_the_context_it_is_trained_in(tiny_llama
                 continue
             read, _ = view_ids(tiny_llama, system, "buyer", turns[:k])
             assert full[: len(read)] == read
-            own = [i for i in turn.token_ids if i not in tiny_llama.stop_ids()] or turn.token_ids
-            assert full[len(read): len(read) + len(own)] == own
+            assert full[len(read): len(read) + len(turn.token_ids)] == turn.token_ids
 
 
 def test_view_ids_keeps_generated_digits_where_text_would_reformat(tiny_llama):
@@ -80,8 +83,9 @@ def test_view_ids_keeps_generated_digits_where_text_would_reformat(tiny_llama):
     assert "$1,250" not in tok.decode(ids) and "$1,400" in tok.decode(ids)
     blocked = TurnRecord(0, "buyer", "Fine.", "offer", 1250.0, blocked="over_budget", token_ids=mine,
                          sampled=[1] * len(mine))
-    ids, trained = view_ids(tiny_llama, "SYS", "buyer", [blocked])
-    assert "[blocked: over budget]" in tok.decode(ids) and sum(trained) == len(mine)
+    ids, trained = view_ids(tiny_llama, "SYS", "buyer", [blocked, turns[1]])
+    assert sum(trained) == len(mine) and tok.decode(ids[: ids.index(mine[-1]) + 1]).endswith("$1250")
+    assert "[blocked: over budget]\nNo." in tok.decode(ids)  # the note opens the seller's reply
 
 
 def test_buyer_sequence_refuses_records_without_token_ids(tiny_llama):
