@@ -44,7 +44,7 @@ DOCTEST_MODULES = (
     "negolens.cli.options",
     "negolens.cli.study_config",
     "negolens.training.devices", "negolens.training.data", "negolens.training.heldout", "negolens.training.environment",
-    "negolens.training.filtered", "negolens.training.imitation", "negolens.training.fidelity",
+    "negolens.training.filtered", "negolens.training.imitation", "negolens.training.cloning",
     "negolens.training.grpo", "negolens.training.recipe", "negolens.training.adapters", "negolens.training.branching",
     "negolens.agents.builtin",
     "negolens.agents.factory",

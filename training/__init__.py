@@ -22,7 +22,7 @@ SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers);
 :func:`teacher_dialogues` and :func:`imitate` (a scripted teacher's dialogues in the student's own
 tokens, :mod:`~negolens.training.imitation`; in the filtered job: ``FilteredConfig(teacher=...)``);
 :func:`next_moves` and :func:`fidelity` (a clone's own next move in its teacher's dialogues, agreement per
-act, :mod:`~negolens.training.fidelity`). Modules:
+act, :mod:`~negolens.training.cloning`). Modules:
 :mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
 :mod:`~negolens.training.rollouts`, :mod:`~negolens.training.grpo`,
 :mod:`~negolens.training.heldout`, :mod:`~negolens.training.bench`.
@@ -37,7 +37,7 @@ act, :mod:`~negolens.training.fidelity`). Modules:
 
 from negolens.training.data import Example, build_examples, human_limits, match_limits, protocol_turns
 from negolens.training.environment import frac_zero_std, shaped_reward
-from negolens.training.fidelity import fidelity, next_moves
+from negolens.training.cloning import fidelity, next_moves
 from negolens.training.filtered import (FilteredConfig, best_rollouts, heldout_dialogues, read_rollouts,
                                        rollout_examples, run_filtered, teacher_records)
 from negolens.training.imitation import HoldTarget, Teacher, imitate, teacher_agents, teacher_dialogues

@@ -1,4 +1,4 @@
-"""negolens.training.fidelity: a clone's own next move in its teacher's dialogues."""
+"""negolens.training.cloning: a clone's own next move in its teacher's dialogues."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from negolens.agents.llm_agent import LLMAgent
 from negolens.agents.rule_agent import RuleAgent
 from negolens.agents.scenarios import split_scenarios
 from negolens.errors import NegolensError
-from negolens.training.fidelity import fidelity, next_moves
+from negolens.training.cloning import fidelity, next_moves
 from negolens.training.imitation import HoldTarget, Teacher, imitate, teacher_dialogues
 
 
