@@ -23,16 +23,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from negolens.agents.protocol import PRICE_ACTS, Act, Guards, Move, Negotiation
-from negolens.agents.scenarios import Scenario
+from negolens.agents.protocol import PRICE_ACTS, Act, Move
 from negolens.errors import NegolensError
 
 __all__ = ["next_moves", "fidelity"]
-
-
-def _replayed(record: dict) -> Negotiation:
-    return Negotiation(Scenario(**record["scenario"]), max_turns=record["max_turns"], first=record["first"],
-                       guards=Guards(**record["guards"]), announce_turns=record["announce_turns"])
 
 
 def next_moves(agent, records: list[dict], batch_size: int = 16, seed: int = 0) -> pd.DataFrame:
@@ -76,27 +70,27 @@ def next_moves(agent, records: list[dict], batch_size: int = 16, seed: int = 0) 
     >>> len(moves) == sum(t["role"] == "buyer" for r in played for t in r["turns"]), bool(moves["act"].notna().all())
     (True, True)
     """
-    from negolens.training.imitation import imitate
+    from negolens.training.imitation import imitate, opening
 
     forced = imitate(agent.model, records, agent.role, agent.max_utterance_tokens)
     points = []  # (record, turn index, negotiation before that turn)
     for r in forced:
         for i, t in enumerate(r["turns"]):
             if t["role"] == agent.role:
-                neg = _replayed(r)
+                neg = opening(r)
                 for done in r["turns"][:i]:
                     neg.apply(_move(done))
                 points.append((r, i, neg))
     if not points:
         raise NegolensError(f"the records hold no {agent.role} turn: nothing to compare the agent's moves with")
-    rows = []
+    rows, priced = [], {a.value for a in PRICE_ACTS}
     for start in range(0, len(points), batch_size):
         chunk = points[start:start + batch_size]
         moves = agent.act_batch([p[2] for p in chunk], [seed + start + k for k in range(len(chunk))])
         for (r, i, neg), m in zip(chunk, moves):
             t = r["turns"][i]
             act = m.act.value if m.act else None
-            both_priced = act in {a.value for a in PRICE_ACTS} and t["act"] in {a.value for a in PRICE_ACTS}
+            both_priced = act in priced and t["act"] in priced
             rows.append({
                 "dialogue": r["id"], "turn": i, "turns_left": r["max_turns"] - i - 1 if r["announce_turns"] else None,
                 "facing": neg.standing[1] if neg.standing and neg.standing[0] != agent.role else float("nan"),

@@ -214,6 +214,15 @@ def teacher_dialogues(scenarios, teacher: str = "rule:aggressive", seller: str =
     return sorted(records, key=lambda r: r["id"])  # scenario order (ids start with the index), as they were given
 
 
+def opening(record: dict) -> Negotiation:
+    """The negotiation of a dialogue record before its first turn (scenario, length, opener,
+    guards, deadline notes), ready to replay the record's moves on."""
+    from negolens.agents.scenarios import Scenario
+
+    return Negotiation(Scenario(**record["scenario"]), max_turns=record["max_turns"], first=record["first"],
+                       guards=Guards(**record["guards"]), announce_turns=record["announce_turns"])
+
+
 def imitate(model, records: list[dict], role: str = "buyer", max_utterance_tokens: int = 8) -> list[dict]:
     """Copies of ``records`` whose ``role`` turns carry the ids the student's decoder would emit.
 
@@ -258,14 +267,12 @@ def imitate(model, records: list[dict], role: str = "buyer", max_utterance_token
     True
     """
     from negolens.agents.decoding import TurnDecoder
-    from negolens.agents.scenarios import Scenario
 
     decoder = TurnDecoder(model, max_utterance_tokens=max_utterance_tokens)
     enc = lambda text: model.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
     out = []
     for r in records:
-        neg = Negotiation(Scenario(**r["scenario"]), max_turns=r["max_turns"], first=r["first"],
-                          guards=Guards(**r["guards"]), announce_turns=r["announce_turns"])
+        neg = opening(r)
         turns = []
         for t in r["turns"]:
             turn = TurnRecord(**t)
