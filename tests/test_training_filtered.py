@@ -2,6 +2,7 @@
 which tokens are trained, what is refused (held-out products, dialogues no LLM buyer played)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from negolens.agents.rule_agent import RuleAgent
 from negolens.agents.runner import RunConfig, run_negotiations
 from negolens.agents.scenarios import load_scenarios, split_scenarios
 from negolens.errors import NegolensError
+from negolens.training.imitation import HoldFloor
 
 
 def _records(model, n=4, scenarios=None, **kw):
@@ -165,6 +167,36 @@ def test_a_scripted_teachers_turns_become_the_tokens_the_student_would_have_samp
         imitate(tiny, played[:1], max_utterance_tokens=3)
     with pytest.raises(NegolensError, match="must be a rule agent"):
         teacher_dialogues(split_scenarios("builtin", "train", 1), "smollm2-135m-instruct")
+
+
+def test_the_floor_seller_accepts_exactly_the_offers_at_or_above_its_minimum():
+    """``floor``: every seller turn facing an offer at or above the cost accepts it, every other
+    names the target (whole dollars); a conceding rule buyer reaches a cost just under its budget late."""
+    from dataclasses import replace
+
+    from negolens.training.imitation import teacher_dialogues
+
+    items = split_scenarios("builtin", "train", 6)
+    items += [replace(s, id=f"{s.id}-dear", seller_cost=s.buyer_budget - 1) for s in items]
+    played = teacher_dialogues(items, "floor", role="seller", buyer="rule", max_turns=8)
+    accepts = counters = 0
+    for rec in played:
+        s, standing = rec["scenario"], None
+        for t in rec["turns"]:
+            if t["role"] == "buyer":
+                standing = t["price"] if t["act"] in ("offer", "counter") else standing
+            elif t["act"] == "accept":
+                accepts += 1
+                assert standing >= s["seller_cost"] and rec["deal_price"] == standing
+            else:
+                counters += 1
+                assert standing is None or standing < s["seller_cost"]
+                assert t["price"] == math.ceil(s["seller_target"]) and t["act"] in ("offer", "counter")
+    assert accepts and counters
+    with pytest.raises(NegolensError, match="HoldFloor is a seller strategy"):
+        HoldFloor("buyer")
+    with pytest.raises(NegolensError, match="buyer of teacher dialogues must be a rule agent"):
+        teacher_dialogues(split_scenarios("builtin", "train", 1), "floor", role="buyer")
 
 
 def _teacher_args(model_dir, out, *extra) -> list[str]:

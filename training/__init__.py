@@ -40,7 +40,7 @@ from negolens.training.environment import frac_zero_std, shaped_reward
 from negolens.training.cloning import fidelity, next_moves
 from negolens.training.filtered import (FilteredConfig, best_rollouts, heldout_dialogues, read_rollouts,
                                        rollout_examples, run_filtered, teacher_records)
-from negolens.training.imitation import HoldTarget, Teacher, imitate, teacher_agents, teacher_dialogues
+from negolens.training.imitation import HoldFloor, HoldTarget, Teacher, imitate, teacher_agents, teacher_dialogues
 from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
 from negolens.training.recipe import RECIPE, WARM_START, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
@@ -55,6 +55,6 @@ __all__ = [
     "RECIPE", "WARM_START", "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std",
     "buyer_table", "interest",
     "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
-    "teacher_records", "Teacher", "HoldTarget", "teacher_agents", "teacher_dialogues", "imitate",
+    "teacher_records", "Teacher", "HoldTarget", "HoldFloor", "teacher_agents", "teacher_dialogues", "imitate",
     "next_moves", "fidelity",
 ]

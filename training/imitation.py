@@ -12,11 +12,13 @@ is low enough and counters when it is not — and never pays above its budget. T
   arithmetic on the budget and the turn.
 * ``target`` — :class:`HoldTarget`: name the prompt's target at every turn, accept at or below
   it. Its price is a number the student reads in its own prompt.
+* ``floor`` (sellers) — :class:`HoldFloor`: name the prompt's target, accept any price at or
+  above the prompt's minimum. Its accept is a comparison of two numbers the student reads.
 
 Warm-starting a policy on expert demonstrations before RL is the standard move (AlphaStar;
 "SFT, then RL" for LLM agents); the README measures what each teacher gives a 135M student.
-A seller is cloned the same way (``role="seller"``): a rule seller is the teacher, the firm
-buyer (or a rule buyer) its counterpart.
+A seller is cloned the same way (``role="seller"``): a rule seller or ``floor`` is the teacher,
+the firm buyer (or a rule buyer) its counterpart.
 
 Two pieces make a teacher's dialogue trainable exactly as a sampled one:
 
@@ -48,7 +50,7 @@ from negolens.agents.protocol import PRICE_ACTS, Act, Guards, Move, Negotiation,
 from negolens.agents.rule_agent import RuleAgent
 from negolens.errors import NegolensError
 
-__all__ = ["HoldTarget", "Teacher", "teacher_agents", "teacher_dialogues", "imitate"]
+__all__ = ["HoldTarget", "HoldFloor", "Teacher", "teacher_agents", "teacher_dialogues", "imitate"]
 
 WORDS = {Act.ACCEPT: "Deal.", Act.OFFER: "How about this?", Act.COUNTER: "How about this?"}
 
@@ -90,12 +92,54 @@ class HoldTarget:
 
 
 @dataclass
+class HoldFloor:
+    """A reservation-price seller: names the prompt's target ("Aim for $X") at every turn and
+    accepts any standing price at or above its minimum ("Your minimum is $Y").
+
+    The rule seller accepts when the buyer's price reaches its own next concession, a number
+    computed from the list price, the cost and the turn — a 135M clone never learned when that
+    is (the README's fidelity table: it accepted 0 of 13 times its teacher did). This seller's
+    accept compares two numbers that stand in its prompt and the buyer's message, and its
+    counter copies one: the decision a cloned seller can read.
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> neg = Negotiation(builtin_scenarios()[0], max_turns=6)   # list $350, seller cost $227.50
+    >>> _ = neg.apply(Move("I can offer $200.", Act.OFFER, 200.0))
+    >>> HoldFloor().act(neg)                                       # under the minimum: name the target
+    Move(utterance='I can let it go for $350.', act=<Act.COUNTER: 'counter'>, price=350.0, ...)
+    >>> _ = neg.apply(HoldFloor().act(neg)); _ = neg.apply(Move("I can offer $230.", Act.COUNTER, 230.0))
+    >>> HoldFloor().act(neg).act                                   # at or above it: take it
+    <Act.ACCEPT: 'accept'>
+    """
+
+    role: str = "seller"
+
+    def __post_init__(self) -> None:
+        if self.role != "seller":
+            raise NegolensError("HoldFloor is a seller strategy")
+
+    def config(self) -> dict:
+        """The agent's settings as a JSON-ready dict."""
+        return {"kind": "rule", "role": "seller", "strategy": "floor"}
+
+    def act(self, neg: Negotiation) -> Move:
+        """Accept a standing price at or above the minimum; otherwise name the target."""
+        facing = neg.standing if neg.standing and neg.standing[0] != self.role else None
+        if facing and facing[1] >= neg.scenario.seller_cost:
+            return Move("Deal.", Act.ACCEPT)
+        target = neg.scenario.seller_target
+        return Move(f"I can let it go for {format_price(target)}.", Act.COUNTER if facing else Act.OFFER, target)
+
+
+@dataclass
 class Teacher:
     """A rule agent whose moves a student LLM's decoder can emit: whole-dollar prices, short words.
 
     Parameters
     ----------
-    rule : RuleAgent or HoldTarget
+    rule : RuleAgent, HoldTarget or HoldFloor
         The scripted strategy.
     student_personality : str
         The personality of the student's prompt, written into the records (the student learns
@@ -109,7 +153,7 @@ class Teacher:
     Move(utterance='How about this?', act=<Act.OFFER: 'offer'>, price=249.0, ...)
     """
 
-    rule: RuleAgent | HoldTarget
+    rule: RuleAgent | HoldTarget | HoldFloor
     student_personality: str = "fair"
 
     @property
@@ -131,21 +175,23 @@ class Teacher:
         return Move(WORDS.get(move.act, "Hello."), move.act, price)
 
 
-def _scripted(spec: str, role: str) -> RuleAgent | HoldTarget:
+def _scripted(spec: str, role: str) -> RuleAgent | HoldTarget | HoldFloor:
     from negolens.agents.factory import parse_spec
 
     if spec == "target" and role == "buyer":
         return HoldTarget()
+    if spec == "floor" and role == "seller":
+        return HoldFloor()
     kind, personality, persona, _ = parse_spec(spec)
     if kind != "rule" or (persona and role == "buyer"):
-        raise NegolensError(f"the {role} of teacher dialogues must be a rule agent (rule, rule:aggressive, ..."
-                            f"{'; or target for the buyer' if role == 'buyer' else '; a persona too: rule:begging'})"
+        extra = "; or target for the buyer" if role == "buyer" else "; a persona too: rule:begging; or floor"
+        raise NegolensError(f"the {role} of teacher dialogues must be a rule agent (rule, rule:aggressive, ...{extra})"
                             f"; got {spec!r}")
     return RuleAgent(role, personality, persona)
 
 
 def teacher_agents(teacher: str, seller: str = "rule", role: str = "buyer",
-                   buyer: str = "target") -> tuple[RuleAgent | HoldTarget, RuleAgent]:
+                   buyer: str = "target") -> tuple[RuleAgent | HoldTarget, RuleAgent | HoldFloor]:
     """The (buyer, seller) of teacher dialogues: ``teacher`` plays the student's ``role``, a rule
     agent or the firm buyer (``target``) the other side; a spec that is not one is an error.
 
