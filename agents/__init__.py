@@ -16,7 +16,7 @@ probes, analysis or figures.
 from negolens.agents.factory import as_agent, make_agent, parse_spec
 from negolens.agents.metrics import dialogue_metrics, summarize
 from negolens.agents.negotiating import negotiate
-from negolens.agents.oracle import ceiling
+from negolens.agents.oracle import ceiling, share_curve
 from negolens.agents.parsing import extract_price
 from negolens.agents.runner import RunConfig, read_records, run_negotiations
 from negolens.agents.scenarios import Scenario, load_scenarios, split_scenarios
@@ -25,7 +25,8 @@ from negolens.agents.formats import TranscriptFormatError, UnreadableRowsWarning
 from negolens.agents.scoring import metrics_table, transcript_metrics
 
 __all__ = [
-    "negotiate", "ceiling", "summarize", "dialogue_metrics", "load_scenarios", "split_scenarios", "load_transcripts", "from_records",
+    "negotiate", "ceiling", "share_curve", "summarize", "dialogue_metrics", "load_scenarios", "split_scenarios",
+    "load_transcripts", "from_records",
     "Scenario", "Transcript", "Utterance", "RunConfig", "run_negotiations", "read_records",
     "make_agent", "as_agent", "parse_spec", "extract_price", "example_transcripts",
     "write_transcripts", "metrics_table", "transcript_metrics", "TranscriptFormatError", "UnreadableRowsWarning",

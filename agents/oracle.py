@@ -15,6 +15,13 @@ in its last-chance turn. :func:`ceiling` plays it through the runner against the
 the figure is a played dialogue's reward, checked by the environment's own guards and metrics —
 a learned buyer's reward against a rule seller can be read as a share of it.
 
+A second, lower bound says what a buyer earns without reading the seller: :class:`HoldShare`
+names one fixed share of its budget at every turn, and :func:`share_curve` plays a grid of
+shares. Against a rule seller, whose concessions do not depend on the buyer, such a buyer
+closes exactly when its number is at or above the seller's bottom line; the best share is what
+holding one number can earn, and the gap from it to :func:`ceiling` is what only a buyer that
+infers the bottom line from the seller's concessions can earn.
+
 Examples
 --------
 >>> from negolens.agents.builtin import builtin_scenarios
@@ -34,7 +41,7 @@ from negolens.agents.protocol import Act, Move, Negotiation, format_price
 from negolens.agents.rule_agent import RuleAgent
 from negolens.errors import NegolensError
 
-__all__ = ["Clairvoyant", "ceiling", "seller_bottom"]
+__all__ = ["Clairvoyant", "HoldShare", "ceiling", "seller_bottom", "share_curve"]
 
 
 def seller_bottom(seller: RuleAgent, neg: Negotiation) -> float:
@@ -85,6 +92,85 @@ class Clairvoyant:
         price = min(bottom, neg.scenario.buyer_budget)
         facing = neg.standing and neg.standing[0] != self.role
         return Move(f"I can offer {format_price(price)}.", Act.COUNTER if facing else Act.OFFER, price)
+
+
+@dataclass
+class HoldShare:
+    """A buyer that names ``share`` × its budget (to the cent) at every turn and never accepts.
+
+    Parameters
+    ----------
+    share : float
+        The share of the budget it names, in (0, 1]: it never pays above its budget.
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> s = builtin_scenarios()[0]                       # budget $315
+    >>> HoldShare(0.8).act(Negotiation(s, 8)).price
+    252.0
+    """
+
+    share: float
+    role: str = "buyer"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.share <= 1:
+            raise NegolensError(f"share is a share of the budget, in (0, 1]; got {self.share}")
+
+    def config(self) -> dict:
+        """The agent's settings as a JSON-ready dict."""
+        return {"kind": "rule", "role": "buyer", "strategy": "share", "share": self.share}
+
+    def act(self, neg: Negotiation) -> Move:
+        """Name the share of the budget."""
+        price = round(self.share * neg.scenario.buyer_budget, 2)
+        facing = neg.standing and neg.standing[0] != self.role
+        return Move(f"I can offer {format_price(price)}.", Act.COUNTER if facing else Act.OFFER, price)
+
+
+def share_curve(scenarios, seller: str = "rule", shares=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95),
+                max_turns: int = 8, announce_turns: bool = True):
+    """Mean reward, deal rate and overshoot of :class:`HoldShare` buyers, one row per share, played
+    against ``seller`` on ``scenarios`` through the runner (its guards and metrics).
+
+    Parameters
+    ----------
+    scenarios : list of Scenario
+        The products.
+    seller : str
+        Any seller spec the runner plays (``rule``, ``rule:aggressive``, ...); rule sellers are
+        deterministic, so the curve is exact.
+    shares : sequence of float
+        Shares of the budget, each in (0, 1].
+    max_turns, announce_turns
+        As the evaluated buyer plays.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``share``, ``reward``, ``deal``, ``overshoot`` (means over ``scenarios``), ``n``.
+
+    Examples
+    --------
+    >>> from negolens.agents.builtin import builtin_scenarios
+    >>> curve = share_curve(builtin_scenarios()[:4], "rule", shares=(0.7, 0.8, 1.0))  # costs at 0.72 x budget
+    >>> curve[["share", "reward", "deal"]].round(2).values.tolist()       # under the cost / 28% over it / all of it
+    [[0.7, 0.0, 0.0], [0.8, 0.72, 1.0], [1.0, 0.0, 1.0]]
+    """
+    import pandas as pd
+
+    from negolens.agents.factory import make_agent
+    from negolens.agents.runner import RunConfig, run_negotiations
+
+    rows, config = [], RunConfig(max_turns=max_turns, announce_turns=announce_turns)
+    opponent = make_agent(seller, "seller", models={})
+    for share in shares:
+        recs = run_negotiations(scenarios, HoldShare(share), opponent, config, progress=False)
+        m = pd.DataFrame([r["metrics"] for r in recs])
+        rows.append({"share": share, "reward": m["reward"].mean(), "deal": m["deal"].mean(),
+                     "overshoot": m["overshoot"].mean(), "n": len(recs)})
+    return pd.DataFrame(rows)
 
 
 def ceiling(scenarios, seller: str = "rule", max_turns: int = 8, announce_turns: bool = True,

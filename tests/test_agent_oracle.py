@@ -86,3 +86,32 @@ def test_ceiling_refuses_what_has_no_known_bottom_line():
         ceiling(SCENARIOS, "smollm2-135m-instruct")
     with pytest.raises(NegolensError, match="rule seller"):
         Clairvoyant(RuleAgent("buyer"))
+
+
+@pytest.mark.parametrize("seller", ["rule", "rule:aggressive", "rule:unyielding"])
+def test_a_fixed_share_buyer_closes_exactly_when_its_number_reaches_the_bottom_line(seller):
+    """share_curve plays HoldShare: a deal iff share x budget >= the seller's bottom line (its
+    concessions ignore the buyer), the paper's reward at that price, never above the ceiling."""
+    from negolens.agents.metrics import rlvr_reward
+    from negolens.agents.oracle import HoldShare, share_curve
+
+    shares = (0.6, 0.75, 0.9, 1.0)
+    curve = share_curve(SCENARIOS, seller, shares=shares)
+    bottom = {s.id: _seller(seller).limits(_neg(s))[1] for s in SCENARIOS}
+    for share, row in zip(shares, curve.itertuples()):
+        prices = {s.id: round(share * s.buyer_budget, 2) for s in SCENARIOS}
+        deals = [prices[s.id] >= bottom[s.id] for s in SCENARIOS]
+        want = [rlvr_reward(prices[s.id] if d else None, s.buyer_budget, s.seller_cost, False, False)
+                for s, d in zip(SCENARIOS, deals)]
+        assert row.share == share and row.n == len(SCENARIOS) and row.overshoot == 0.0
+        assert row.deal == pytest.approx(sum(deals) / len(deals)) and row.reward == pytest.approx(sum(want) / len(want))
+    best = sum(r["metrics"]["reward"] for r in ceiling(SCENARIOS, seller, max_turns=8)) / len(SCENARIOS)
+    assert curve["reward"].max() <= best + 1e-9
+    with pytest.raises(NegolensError, match="share of the budget"):
+        HoldShare(1.2)
+
+
+def _neg(scenario):
+    from negolens.agents.protocol import Negotiation
+
+    return Negotiation(scenario, 8)
