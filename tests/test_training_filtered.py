@@ -193,6 +193,13 @@ def test_the_floor_seller_accepts_exactly_the_offers_at_or_above_its_minimum():
                 assert standing is None or standing < s["seller_cost"]
                 assert t["price"] == math.ceil(s["seller_target"]) and t["act"] in ("offer", "counter")
     assert accepts and counters
+    # the counterpart speaks as a cloned buyer would (short words, whole dollars) only when asked
+    own = {t["utterance"][:12] for r in played for t in r["turns"] if t["role"] == "buyer"}
+    short = teacher_dialogues(items, "floor", role="seller", buyer="target", max_turns=8, counterpart_words="short")
+    words = {(t["utterance"], t["price"] == int(t["price"])) for r in short for t in r["turns"] if t["role"] == "buyer"}
+    assert own == {"I can offer "} and words == {("How about this?", True)}
+    with pytest.raises(NegolensError, match="counterpart_words is own or short"):
+        teacher_dialogues(items, "floor", role="seller", counterpart_words="clone")
     with pytest.raises(NegolensError, match="HoldFloor is a seller strategy"):
         HoldFloor("buyer")
     with pytest.raises(NegolensError, match="buyer of teacher dialogues must be a rule agent"):
@@ -236,6 +243,8 @@ def test_train_filtered_with_a_teacher_trains_on_its_dialogues(tiny_dirs, tmp_pa
 
     with pytest.raises(NegolensError, match="teacher_products must be >= 0"):
         FilteredConfig(teacher="target", teacher_products=-1)
+    with pytest.raises(NegolensError, match="teacher_counterpart_words"):
+        FilteredConfig(teacher="target", teacher_counterpart_words="clones")
     with pytest.raises(NegolensError, match="must be a rule agent"):
         FilteredConfig(teacher="smollm2-135m-instruct")
 

@@ -84,6 +84,9 @@ class FilteredConfig:
                                          "rule:unyielding)")
     teacher_buyer: str = option("target", "the scripted buyer a seller teacher plays against: target | "
                                           "rule[:personality]")
+    teacher_counterpart_words: str = option("own", "how the teacher's counterpart speaks: own (its rule's "
+                                                   "sentence, as a rule agent in evaluations) | short (the "
+                                                   "clones' fixed words, as a cloned counterpart)")
     teacher_turns: int = option(8, "turns per teacher dialogue, as the student is evaluated")
     announce_turns: bool = option(True, "the teacher's dialogues show the turns left (as --announce-turns)")
     max_utterance_tokens: int = option(8, "the student's message cap; the teacher's words must fit in it")
@@ -104,6 +107,7 @@ class FilteredConfig:
             raise NegolensError("no dialogues to filter: pass --runs DIR[,DIR...] (outputs of negolens train grpo "
                                 "or negolens negotiate) or --teacher rule:aggressive")
         choice(self.role, ("buyer", "seller"), "role")
+        choice(self.teacher_counterpart_words, ("own", "short"), "teacher_counterpart_words")
         if self.role == "seller" and (self.runs or not self.teacher):
             raise NegolensError("a seller learns from teacher dialogues only (the runs hold buyers' rollouts): pass "
                                 "--teacher rule (or rule:aggressive, ...) and no --runs")
@@ -270,7 +274,8 @@ def teacher_records(model, config: FilteredConfig, data: str | Path | None = Non
     scenarios = split_scenarios(config.teacher_scenarios, "train", config.teacher_products or None, data=data,
                                 seed=config.seed)
     played = teacher_dialogues(scenarios, config.teacher, config.teacher_seller, config.teacher_turns,
-                               config.announce_turns, role=config.role, buyer=config.teacher_buyer)
+                               config.announce_turns, role=config.role, buyer=config.teacher_buyer,
+                               counterpart_words=config.teacher_counterpart_words)
     return imitate(model, played, role=config.role, max_utterance_tokens=config.max_utterance_tokens)
 
 

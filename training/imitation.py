@@ -212,7 +212,7 @@ def teacher_agents(teacher: str, seller: str = "rule", role: str = "buyer",
 
 def teacher_dialogues(scenarios, teacher: str = "rule:aggressive", seller: str = "rule", max_turns: int = 8,
                       announce_turns: bool = True, student_personality: str = "fair", role: str = "buyer",
-                      buyer: str = "target") -> list[dict]:
+                      buyer: str = "target", counterpart_words: str = "own") -> list[dict]:
     """A scripted agent's negotiations, one per scenario, as run records: by default a scripted
     buyer against a rule seller; with ``role="seller"`` a rule seller against a scripted buyer.
 
@@ -234,6 +234,12 @@ def teacher_dialogues(scenarios, teacher: str = "rule:aggressive", seller: str =
         The student's prompt personality (:class:`Teacher`).
     role : str
         The student's role: ``buyer`` or ``seller``.
+    counterpart_words : {"own", "short"}
+        How the counterpart speaks: ``own`` — its rule's sentence ("I can offer $2,565."), as a
+        rule agent plays in evaluations; ``short`` — the clones' fixed words and whole dollars
+        (:class:`Teacher`), as a counterpart cloned the same way speaks. A clone reads its
+        counterpart's words too: a seller trained on one and paired with the other meets
+        messages it never saw (the README's Craigslist pair).
 
     Returns
     -------
@@ -250,11 +256,16 @@ def teacher_dialogues(scenarios, teacher: str = "rule:aggressive", seller: str =
     """
     from negolens.agents.runner import RunConfig, run_negotiations
 
+    if counterpart_words not in ("own", "short"):
+        raise NegolensError(f"counterpart_words is own or short; got {counterpart_words!r}")
     buyer_agent, seller_agent = teacher_agents(teacher, seller, role, buyer)
+    short = counterpart_words == "short"
     if role == "buyer":
         buyer_agent = Teacher(buyer_agent, student_personality)
+        seller_agent = Teacher(seller_agent, student_personality) if short else seller_agent
     else:
         seller_agent = Teacher(seller_agent, student_personality)
+        buyer_agent = Teacher(buyer_agent, student_personality) if short else buyer_agent
     records = run_negotiations(scenarios, buyer_agent, seller_agent,
                                RunConfig(max_turns=max_turns, announce_turns=announce_turns), progress=False)
     return sorted(records, key=lambda r: r["id"])  # scenario order (ids start with the index), as they were given
