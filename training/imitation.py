@@ -100,7 +100,9 @@ class HoldFloor:
     computed from the list price, the cost and the turn — a 135M clone never learned when that
     is (the README's fidelity table: it accepted 0 of 13 times its teacher did). This seller's
     accept compares two numbers that stand in its prompt and the buyer's message, and its
-    counter copies one: the decision a cloned seller can read.
+    counter copies one. Whether a clone learns the comparison depends on the dialogues: against
+    a buyer that names one number every accept comes at the first turn, and the README's
+    Craigslist clone learned that instead (it accepts every first offer).
 
     Examples
     --------
