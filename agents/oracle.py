@@ -19,8 +19,9 @@ A second, lower bound says what a buyer earns without reading the seller: :class
 names one fixed share of its budget at every turn, and :func:`share_curve` plays a grid of
 shares. Against a rule seller, whose concessions do not depend on the buyer, such a buyer
 closes exactly when its number is at or above the seller's bottom line; the best share is what
-holding one number can earn, and the gap from it to :func:`ceiling` is what only a buyer that
-infers the bottom line from the seller's concessions can earn.
+holding one share of the budget can earn, and the gap from it to :func:`ceiling` is what a
+buyer earns only by knowing more about the bottom line than its budget tells it (the seller's
+concessions reveal it).
 
 Examples
 --------

@@ -169,6 +169,33 @@ def test_a_scripted_teachers_turns_become_the_tokens_the_student_would_have_samp
         teacher_dialogues(split_scenarios("builtin", "train", 1), "smollm2-135m-instruct")
 
 
+def test_the_deadline_buyer_takes_a_price_within_its_budget_in_its_last_turn_only():
+    """``target:deadline`` plays as ``target`` until its last turn, then accepts the seller's
+    price when it is within the budget (and names its target when it is not)."""
+    from dataclasses import replace
+
+    from negolens.training.imitation import teacher_dialogues
+
+    base = split_scenarios("builtin", "train", 6)  # targets under the cost: the seller never takes them
+    items = [replace(s, buyer_target=s.seller_cost - 1) for s in base]
+    items += [replace(s, id=f"{s.id}-tight", buyer_budget=s.seller_cost) for s in items]  # its last price is above
+    firm = teacher_dialogues(items, "target", max_turns=8)
+    late = teacher_dialogues(items, "target:deadline", max_turns=8)
+    taken = kept = 0
+    for a, b in zip(firm, late):
+        s = b["scenario"]
+        assert [t["act"] for t in a["turns"][:6]] == [t["act"] for t in b["turns"][:6]]  # the same until turn 6
+        last = b["turns"][6]
+        if b["turns"][5]["price"] <= s["buyer_budget"]:
+            taken += 1
+            assert last["act"] == "accept" and b["deal_price"] == b["turns"][5]["price"]
+        else:
+            kept += 1
+            assert last["act"] == "counter" and last["price"] == math.floor(s["buyer_target"])
+        assert b["metrics"]["overshoot"] == 0.0
+    assert taken and kept and late[0]["buyer"]["teacher"]["deadline"] is True
+
+
 def test_the_floor_seller_accepts_exactly_the_offers_at_or_above_its_minimum():
     """``floor``: every seller turn facing an offer at or above the cost accepts it, every other
     names the target (whole dollars); a conceding rule buyer reaches a cost just under its budget late."""

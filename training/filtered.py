@@ -75,9 +75,9 @@ class FilteredConfig:
     runs: tuple[str, ...] = option((), "GRPO runs or negotiate outputs whose dialogues are filtered (comma list)")
     min_reward: float = option(0.0, "keep the dialogues whose paper reward (never a shaped one, the buyer's) is "
                                     "above this")
-    teacher: str | None = option(None, "also play this scripted agent of --role (buyer: target | rule | "
-                                       "rule:aggressive | ...; seller: rule | rule:passive | floor | ...) on training "
-                                       "products and train on its dialogues, in the student's tokens")
+    teacher: str | None = option(None, "also play this scripted agent of --role (buyer: target | target:deadline "
+                                       "| rule | rule:aggressive | ...; seller: rule | rule:passive | floor | ...) "
+                                       "on training products and train on its dialogues, in the student's tokens")
     teacher_products: int = option(200, "training products the teacher plays (0: all of the train split)")
     teacher_scenarios: str = option("amazon", "where the teacher's products come from: amazon | craigslist | builtin")
     teacher_seller: str = option("rule", "the rule seller a buyer teacher plays against (a persona too: "

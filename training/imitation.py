@@ -11,7 +11,8 @@ is low enough and counters when it is not — and never pays above its budget. T
   budget as the deadline nears, accept a price no worse than its own next one. Its prices are
   arithmetic on the budget and the turn.
 * ``target`` — :class:`HoldTarget`: name the prompt's target at every turn, accept at or below
-  it. Its price is a number the student reads in its own prompt.
+  it. Its price is a number the student reads in its own prompt. ``target:deadline`` also takes
+  the seller's price in its last turn when that price is within its budget.
 * ``floor`` (sellers) — :class:`HoldFloor`: name the prompt's target, accept any price at or
   above the prompt's minimum. Its accept is a comparison of two numbers the student reads.
 
@@ -64,15 +65,26 @@ class HoldTarget:
     Against the regulated rule seller, which concedes toward its cost and accepts any price at or
     above cost in its last two turns, holding the target closes on most mutual-interest products.
 
+    With ``deadline=True`` (spec ``target:deadline``) it also accepts, in its last turn, any
+    standing price within its budget: against the rule seller that closes the products whose
+    cost is above the target, at the seller's last price — and pays that price where holding the
+    target would have closed lower, so it earns less overall (the README: +0.330 against the
+    firm buyer's +0.383 on the held-out products).
+
     Examples
     --------
     >>> from negolens.agents.builtin import builtin_scenarios
     >>> neg = Negotiation(builtin_scenarios()[0], max_turns=6)   # buyer target $262.50
     >>> HoldTarget().act(neg).price
     262.5
+    >>> for move in (HoldTarget(), RuleAgent("seller")) * 2:       # to the buyer's last turn
+    ...     _ = neg.apply(move.act(neg))
+    >>> neg.standing[1], HoldTarget().act(neg).act.value, HoldTarget(deadline=True).act(neg).act.value
+    (276.5, 'counter', 'accept')
     """
 
     role: str = "buyer"
+    deadline: bool = False
 
     def __post_init__(self) -> None:
         if self.role != "buyer":
@@ -80,13 +92,15 @@ class HoldTarget:
 
     def config(self) -> dict:
         """The agent's settings as a JSON-ready dict."""
-        return {"kind": "rule", "role": "buyer", "strategy": "target"}
+        return {"kind": "rule", "role": "buyer", "strategy": "target", **({"deadline": True} if self.deadline else {})}
 
     def act(self, neg: Negotiation) -> Move:
-        """Accept a standing price at or below the target; otherwise name the target."""
+        """Accept a standing price at or below the target (or, with ``deadline``, within the budget
+        in the last own turn); otherwise name the target."""
         target = neg.scenario.buyer_target
         facing = neg.standing if neg.standing and neg.standing[0] != self.role else None
-        if facing and facing[1] <= target:
+        last = len(neg.turns) >= neg.max_turns - 2
+        if facing and (facing[1] <= target or (self.deadline and last and facing[1] <= neg.scenario.buyer_budget)):
             return Move("Deal.", Act.ACCEPT)
         return Move(f"I can offer {format_price(target)}.", Act.COUNTER if facing else Act.OFFER, target)
 
@@ -180,8 +194,8 @@ class Teacher:
 def _scripted(spec: str, role: str) -> RuleAgent | HoldTarget | HoldFloor:
     from negolens.agents.factory import parse_spec
 
-    if spec == "target" and role == "buyer":
-        return HoldTarget()
+    if spec in ("target", "target:deadline") and role == "buyer":
+        return HoldTarget(deadline=spec == "target:deadline")
     if spec == "floor" and role == "seller":
         return HoldFloor()
     kind, personality, persona, _ = parse_spec(spec)
