@@ -91,8 +91,8 @@ class Clairvoyant:
         """Name the seller's bottom line (or the budget, if the bottom is above it)."""
         bottom = math.ceil(round(seller_bottom(self.seller, neg) * 100, 6)) / 100
         price = min(bottom, neg.scenario.buyer_budget)
-        facing = neg.standing and neg.standing[0] != self.role
-        return Move(f"I can offer {format_price(price)}.", Act.COUNTER if facing else Act.OFFER, price)
+        act = Act.COUNTER if neg.facing(self.role) is not None else Act.OFFER
+        return Move(f"I can offer {format_price(price)}.", act, price)
 
 
 @dataclass
@@ -126,8 +126,8 @@ class HoldShare:
     def act(self, neg: Negotiation) -> Move:
         """Name the share of the budget."""
         price = round(self.share * neg.scenario.buyer_budget, 2)
-        facing = neg.standing and neg.standing[0] != self.role
-        return Move(f"I can offer {format_price(price)}.", Act.COUNTER if facing else Act.OFFER, price)
+        act = Act.COUNTER if neg.facing(self.role) is not None else Act.OFFER
+        return Move(f"I can offer {format_price(price)}.", act, price)
 
 
 def share_curve(scenarios, seller: str = "rule", shares=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95),

@@ -225,11 +225,20 @@ class Negotiation:
         """The role whose turn it is (roles alternate, starting with ``first``)."""
         return self.first if len(self.turns) % 2 == 0 else other(self.first)
 
+    def facing(self, role: str) -> float | None:
+        """The counterpart's standing price that ``role`` faces (dollars), or ``None`` when the
+        offer on the table is ``role``'s own or there is none."""
+        return self.standing[1] if self.standing is not None and self.standing[0] != role else None
+
+    @property
+    def last_round(self) -> bool:
+        """Whether the dialogue is in its last two turns: the mover has no later turn."""
+        return len(self.turns) >= self.max_turns - 2
+
     def legal_acts(self, role: str) -> list[Act]:
         """Acts legal for ``role`` now: accept/counter/reject need the counterpart's standing offer."""
-        facing = self.standing is not None and self.standing[0] != role
         acts = [Act.OFFER, Act.QUIT, *TALK_ACTS]
-        if facing:
+        if self.facing(role) is not None:
             acts += [Act.COUNTER, Act.ACCEPT, Act.REJECT]
         return acts
 

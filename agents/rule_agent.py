@@ -81,16 +81,14 @@ class RuleAgent:
         """The next move: accept the standing offer if it is at least as good as the next own
         price (or, in the last two turns, within the bottom line); otherwise offer or counter."""
         mine = self.next_price(neg)
-        facing = neg.standing if neg.standing and neg.standing[0] != self.role else None
-        last_chance = len(neg.turns) >= neg.max_turns - 2
-        if facing:
-            offer = facing[1]
+        offer = neg.facing(self.role)
+        if offer is not None:
             good = offer <= mine if self.role == "buyer" else offer >= mine
             _, bottom = self.limits(neg)
             within = offer <= bottom if self.role == "buyer" else offer >= bottom
-            if good or (last_chance and within):
+            if good or (neg.last_round and within):
                 return Move(self._say(Act.ACCEPT, offer), Act.ACCEPT)
-        act = Act.COUNTER if facing else Act.OFFER
+        act = Act.COUNTER if offer is not None else Act.OFFER
         return Move(self._say(act, mine), act, mine)
 
     def _say(self, act: Act, price: float) -> str:

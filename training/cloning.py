@@ -90,10 +90,10 @@ def next_moves(agent, records: list[dict], batch_size: int = 16, seed: int = 0) 
         for (r, i, neg), m in zip(chunk, moves):
             t = r["turns"][i]
             act = m.act.value if m.act else None
-            both_priced = act in priced and t["act"] in priced
+            both_priced, facing = act in priced and t["act"] in priced, neg.facing(agent.role)
             rows.append({
                 "dialogue": r["id"], "turn": i, "turns_left": r["max_turns"] - i - 1 if r["announce_turns"] else None,
-                "facing": neg.standing[1] if neg.standing and neg.standing[0] != agent.role else float("nan"),
+                "facing": facing if facing is not None else float("nan"),
                 "teacher_act": t["act"], "teacher_price": t["price"], "act": act, "price": m.price,
                 "utterance": m.utterance, "same_act": act == t["act"],
                 "same_price": (m.price is not None and abs(m.price - t["price"]) < 0.005) if both_priced else None,

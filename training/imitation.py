@@ -97,12 +97,11 @@ class HoldTarget:
     def act(self, neg: Negotiation) -> Move:
         """Accept a standing price at or below the target (or, with ``deadline``, within the budget
         in the last own turn); otherwise name the target."""
-        target = neg.scenario.buyer_target
-        facing = neg.standing if neg.standing and neg.standing[0] != self.role else None
-        last = len(neg.turns) >= neg.max_turns - 2
-        if facing and (facing[1] <= target or (self.deadline and last and facing[1] <= neg.scenario.buyer_budget)):
+        target, facing = neg.scenario.buyer_target, neg.facing(self.role)
+        if facing is not None and (facing <= target or (self.deadline and neg.last_round
+                                                        and facing <= neg.scenario.buyer_budget)):
             return Move("Deal.", Act.ACCEPT)
-        return Move(f"I can offer {format_price(target)}.", Act.COUNTER if facing else Act.OFFER, target)
+        return Move(f"I can offer {format_price(target)}.", Act.COUNTER if facing is not None else Act.OFFER, target)
 
 
 @dataclass
@@ -142,11 +141,12 @@ class HoldFloor:
 
     def act(self, neg: Negotiation) -> Move:
         """Accept a standing price at or above the minimum; otherwise name the target."""
-        facing = neg.standing if neg.standing and neg.standing[0] != self.role else None
-        if facing and facing[1] >= neg.scenario.seller_cost:
+        facing = neg.facing(self.role)
+        if facing is not None and facing >= neg.scenario.seller_cost:
             return Move("Deal.", Act.ACCEPT)
         target = neg.scenario.seller_target
-        return Move(f"I can let it go for {format_price(target)}.", Act.COUNTER if facing else Act.OFFER, target)
+        act = Act.COUNTER if facing is not None else Act.OFFER
+        return Move(f"I can let it go for {format_price(target)}.", act, target)
 
 
 @dataclass
