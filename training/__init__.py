@@ -20,7 +20,9 @@ SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers);
 (reward-filtered fine-tuning on the best dialogues of GRPO or negotiation runs,
 :mod:`~negolens.training.filtered`; the whole job: :class:`FilteredConfig`, :func:`run_filtered`);
 :func:`teacher_dialogues` and :func:`imitate` (a scripted teacher's dialogues in the student's own
-tokens, :mod:`~negolens.training.imitation`; in the filtered job: ``FilteredConfig(teacher=...)``);
+tokens, :mod:`~negolens.training.imitation`; in the filtered job: ``FilteredConfig(teacher=...)``)
+and the scripted teachers :class:`HoldTarget`, :class:`HoldFloor` and :class:`Extrapolate`
+(:func:`scripted_agent` from a spec, :mod:`~negolens.training.scripted`);
 :func:`next_moves` and :func:`fidelity` (a clone's own next move in its teacher's dialogues, agreement per
 act, :mod:`~negolens.training.cloning`). Modules:
 :mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
@@ -40,7 +42,8 @@ from negolens.training.environment import frac_zero_std, shaped_reward
 from negolens.training.cloning import fidelity, next_moves
 from negolens.training.filtered import (FilteredConfig, best_rollouts, heldout_dialogues, read_rollouts,
                                        rollout_examples, run_filtered, teacher_records)
-from negolens.training.imitation import HoldFloor, HoldTarget, Teacher, imitate, teacher_agents, teacher_dialogues
+from negolens.training.imitation import Teacher, imitate, teacher_agents, teacher_dialogues
+from negolens.training.scripted import Extrapolate, HoldFloor, HoldTarget, scripted_agent
 from negolens.training.grpo import GRPOResult, GRPORunConfig, read_steps, run_grpo, train_grpo
 from negolens.training.recipe import RECIPE, WARM_START, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
@@ -55,6 +58,6 @@ __all__ = [
     "RECIPE", "WARM_START", "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std",
     "buyer_table", "interest",
     "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
-    "teacher_records", "Teacher", "HoldTarget", "HoldFloor", "teacher_agents", "teacher_dialogues", "imitate",
+    "teacher_records", "Teacher", "HoldTarget", "HoldFloor", "Extrapolate", "scripted_agent", "teacher_agents", "teacher_dialogues", "imitate",
     "next_moves", "fidelity",
 ]

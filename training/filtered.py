@@ -76,7 +76,7 @@ class FilteredConfig:
     min_reward: float = option(0.0, "keep the dialogues whose paper reward (never a shaped one, the buyer's) is "
                                     "above this")
     teacher: str | None = option(None, "also play this scripted agent of --role (buyer: target | target:deadline "
-                                       "| rule | rule:aggressive | ...; seller: rule | rule:passive | floor | ...) "
+                                       "| extrapolate | extrapolate:MARGIN | rule | rule:aggressive | ...; seller: rule | rule:passive | floor | ...) "
                                        "on training products and train on its dialogues, in the student's tokens")
     teacher_products: int = option(200, "training products the teacher plays (0: all of the train split)")
     teacher_scenarios: str = option("amazon", "where the teacher's products come from: amazon | craigslist | builtin")

@@ -15,6 +15,11 @@ is low enough and counters when it is not — and never pays above its budget. T
   the seller's price in its last turn when that price is within its budget.
 * ``floor`` (sellers) — :class:`HoldFloor`: name the prompt's target, accept any price at or
   above the prompt's minimum. Its accept is a comparison of two numbers the student reads.
+* ``extrapolate`` — :class:`Extrapolate`: anchor at half the budget, then in its last turn name
+  the seller's bottom line read off its last two prices (``2 * p5 - p3`` against the fair rule
+  seller at 8 turns). Its last price is arithmetic on two numbers in the dialogue.
+
+The scripted strategies live in :mod:`negolens.training.scripted`.
 
 Warm-starting a policy on expert demonstrations before RL is the standard move (AlphaStar;
 "SFT, then RL" for LLM agents); the README measures what each teacher gives a 135M student.
@@ -50,103 +55,11 @@ from dataclasses import dataclass
 from negolens.agents.protocol import PRICE_ACTS, Act, Guards, Move, Negotiation, TurnRecord, format_price
 from negolens.agents.rule_agent import RuleAgent
 from negolens.errors import NegolensError
+from negolens.training.scripted import Extrapolate, HoldFloor, HoldTarget, scripted_agent
 
-__all__ = ["HoldTarget", "HoldFloor", "Teacher", "teacher_agents", "teacher_dialogues", "imitate"]
+__all__ = ["HoldTarget", "HoldFloor", "Extrapolate", "Teacher", "teacher_agents", "teacher_dialogues", "imitate"]
 
 WORDS = {Act.ACCEPT: "Deal.", Act.OFFER: "How about this?", Act.COUNTER: "How about this?"}
-
-
-@dataclass
-class HoldTarget:
-    """A firm buyer: offers the prompt's target ("Aim for $X") at every turn, accepts a standing
-    price at or below it, never goes above it (so never above the budget).
-
-    Its number is one the student reads in its own prompt: imitating it is copying, not arithmetic.
-    Against the regulated rule seller, which concedes toward its cost and accepts any price at or
-    above cost in its last two turns, holding the target closes on most mutual-interest products.
-
-    With ``deadline=True`` (spec ``target:deadline``) it also accepts, in its last turn, any
-    standing price within its budget: against the rule seller that closes the products whose
-    cost is above the target, at the seller's last price — and pays that price where holding the
-    target would have closed lower, so it earns less overall (the README: +0.330 against the
-    firm buyer's +0.383 on the held-out products).
-
-    Examples
-    --------
-    >>> from negolens.agents.builtin import builtin_scenarios
-    >>> neg = Negotiation(builtin_scenarios()[0], max_turns=6)   # buyer target $262.50
-    >>> HoldTarget().act(neg).price
-    262.5
-    >>> for move in (HoldTarget(), RuleAgent("seller")) * 2:       # to the buyer's last turn
-    ...     _ = neg.apply(move.act(neg))
-    >>> neg.standing[1], HoldTarget().act(neg).act.value, HoldTarget(deadline=True).act(neg).act.value
-    (276.5, 'counter', 'accept')
-    """
-
-    role: str = "buyer"
-    deadline: bool = False
-
-    def __post_init__(self) -> None:
-        if self.role != "buyer":
-            raise NegolensError("HoldTarget is a buyer strategy")
-
-    def config(self) -> dict:
-        """The agent's settings as a JSON-ready dict."""
-        return {"kind": "rule", "role": "buyer", "strategy": "target", **({"deadline": True} if self.deadline else {})}
-
-    def act(self, neg: Negotiation) -> Move:
-        """Accept a standing price at or below the target (or, with ``deadline``, within the budget
-        in the last own turn); otherwise name the target."""
-        target, facing = neg.scenario.buyer_target, neg.facing(self.role)
-        if facing is not None and (facing <= target or (self.deadline and neg.last_round
-                                                        and facing <= neg.scenario.buyer_budget)):
-            return Move("Deal.", Act.ACCEPT)
-        return Move(f"I can offer {format_price(target)}.", Act.COUNTER if facing is not None else Act.OFFER, target)
-
-
-@dataclass
-class HoldFloor:
-    """A reservation-price seller: names the prompt's target ("Aim for $X") at every turn and
-    accepts any standing price at or above its minimum ("Your minimum is $Y").
-
-    The rule seller accepts when the buyer's price reaches its own next concession, a number
-    computed from the list price, the cost and the turn — a 135M clone never learned when that
-    is (the README's fidelity table: it accepted 0 of 13 times its teacher did). This seller's
-    accept compares two numbers that stand in its prompt and the buyer's message, and its
-    counter copies one. Whether a clone learns the comparison depends on the dialogues: against
-    a buyer that names one number every accept comes at the first turn, and the README's
-    Craigslist clone learned that instead (it accepts every first offer).
-
-    Examples
-    --------
-    >>> from negolens.agents.builtin import builtin_scenarios
-    >>> neg = Negotiation(builtin_scenarios()[0], max_turns=6)   # list $350, seller cost $227.50
-    >>> _ = neg.apply(Move("I can offer $200.", Act.OFFER, 200.0))
-    >>> HoldFloor().act(neg)                                       # under the minimum: name the target
-    Move(utterance='I can let it go for $350.', act=<Act.COUNTER: 'counter'>, price=350.0, ...)
-    >>> _ = neg.apply(HoldFloor().act(neg)); _ = neg.apply(Move("I can offer $230.", Act.COUNTER, 230.0))
-    >>> HoldFloor().act(neg).act                                   # at or above it: take it
-    <Act.ACCEPT: 'accept'>
-    """
-
-    role: str = "seller"
-
-    def __post_init__(self) -> None:
-        if self.role != "seller":
-            raise NegolensError("HoldFloor is a seller strategy")
-
-    def config(self) -> dict:
-        """The agent's settings as a JSON-ready dict."""
-        return {"kind": "rule", "role": "seller", "strategy": "floor"}
-
-    def act(self, neg: Negotiation) -> Move:
-        """Accept a standing price at or above the minimum; otherwise name the target."""
-        facing = neg.facing(self.role)
-        if facing is not None and facing >= neg.scenario.seller_cost:
-            return Move("Deal.", Act.ACCEPT)
-        target = neg.scenario.seller_target
-        act = Act.COUNTER if facing is not None else Act.OFFER
-        return Move(f"I can let it go for {format_price(target)}.", act, target)
 
 
 @dataclass
@@ -169,7 +82,7 @@ class Teacher:
     Move(utterance='How about this?', act=<Act.OFFER: 'offer'>, price=249.0, ...)
     """
 
-    rule: RuleAgent | HoldTarget | HoldFloor
+    rule: RuleAgent | HoldTarget | HoldFloor | Extrapolate
     student_personality: str = "fair"
 
     @property
@@ -191,21 +104,6 @@ class Teacher:
         return Move(WORDS.get(move.act, "Hello."), move.act, price)
 
 
-def _scripted(spec: str, role: str) -> RuleAgent | HoldTarget | HoldFloor:
-    from negolens.agents.factory import parse_spec
-
-    if spec in ("target", "target:deadline") and role == "buyer":
-        return HoldTarget(deadline=spec == "target:deadline")
-    if spec == "floor" and role == "seller":
-        return HoldFloor()
-    kind, personality, persona, _ = parse_spec(spec)
-    if kind != "rule" or (persona and role == "buyer"):
-        extra = "; or target for the buyer" if role == "buyer" else "; a persona too: rule:begging; or floor"
-        raise NegolensError(f"the {role} of teacher dialogues must be a rule agent (rule, rule:aggressive, ...{extra})"
-                            f"; got {spec!r}")
-    return RuleAgent(role, personality, persona)
-
-
 def teacher_agents(teacher: str, seller: str = "rule", role: str = "buyer",
                    buyer: str = "target") -> tuple[RuleAgent | HoldTarget, RuleAgent | HoldFloor]:
     """The (buyer, seller) of teacher dialogues: ``teacher`` plays the student's ``role``, a rule
@@ -220,9 +118,9 @@ def teacher_agents(teacher: str, seller: str = "rule", role: str = "buyer",
     ('HoldTarget', 'seller', 'aggressive')
     """
     if role == "buyer":
-        return _scripted(teacher, "buyer"), _scripted(seller, "seller")
+        return scripted_agent(teacher, "buyer"), scripted_agent(seller, "seller")
     if role == "seller":
-        return _scripted(buyer, "buyer"), _scripted(teacher, "seller")
+        return scripted_agent(buyer, "buyer"), scripted_agent(teacher, "seller")
     raise NegolensError(f"the student's role is buyer or seller; got {role!r}")
 
 
