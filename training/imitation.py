@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from negolens.agents.protocol import PRICE_ACTS, Act, Guards, Move, Negotiation, TurnRecord, format_price
+from negolens.agents.protocol import PRICE_ACTS, Act, Guards, Move, Negotiation, TurnRecord
 from negolens.agents.rule_agent import RuleAgent
 from negolens.errors import NegolensError
 from negolens.training.scripted import Extrapolate, HoldFloor, HoldTarget, scripted_agent
