@@ -91,8 +91,7 @@ class Clairvoyant:
         """Name the seller's bottom line (or the budget, if the bottom is above it)."""
         bottom = math.ceil(round(seller_bottom(self.seller, neg) * 100, 6)) / 100
         price = min(bottom, neg.scenario.buyer_budget)
-        act = Act.COUNTER if neg.facing(self.role) is not None else Act.OFFER
-        return Move(f"I can offer {format_price(price)}.", act, price)
+        return Move(f"I can offer {format_price(price)}.", neg.price_act(self.role), price)
 
 
 @dataclass
@@ -126,8 +125,7 @@ class HoldShare:
     def act(self, neg: Negotiation) -> Move:
         """Name the share of the budget."""
         price = round(self.share * neg.scenario.buyer_budget, 2)
-        act = Act.COUNTER if neg.facing(self.role) is not None else Act.OFFER
-        return Move(f"I can offer {format_price(price)}.", act, price)
+        return Move(f"I can offer {format_price(price)}.", neg.price_act(self.role), price)
 
 
 def share_curve(scenarios, seller: str = "rule", shares=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95),

@@ -230,6 +230,11 @@ class Negotiation:
         offer on the table is ``role``'s own or there is none."""
         return self.standing[1] if self.standing is not None and self.standing[0] != role else None
 
+    def price_act(self, role: str) -> Act:
+        """The act by which ``role`` names a price now: a counter to a standing price it faces,
+        otherwise an offer."""
+        return Act.COUNTER if self.facing(role) is not None else Act.OFFER
+
     @property
     def last_round(self) -> bool:
         """Whether the dialogue is in its last two turns: the mover has no later turn."""

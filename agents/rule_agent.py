@@ -88,7 +88,7 @@ class RuleAgent:
             within = offer <= bottom if self.role == "buyer" else offer >= bottom
             if good or (neg.last_round and within):
                 return Move(self._say(Act.ACCEPT, offer), Act.ACCEPT)
-        act = Act.COUNTER if offer is not None else Act.OFFER
+        act = neg.price_act(self.role)
         return Move(self._say(act, mine), act, mine)
 
     def _say(self, act: Act, price: float) -> str:

@@ -75,7 +75,7 @@ class HoldTarget:
         if facing is not None and (facing <= target or (self.deadline and neg.last_round
                                                         and facing <= neg.scenario.buyer_budget)):
             return Move("Deal.", Act.ACCEPT)
-        return Move(f"I can offer {format_price(target)}.", Act.COUNTER if facing is not None else Act.OFFER, target)
+        return Move(f"I can offer {format_price(target)}.", neg.price_act(self.role), target)
 
 
 @dataclass
@@ -119,7 +119,7 @@ class HoldFloor:
         if facing is not None and facing >= neg.scenario.seller_cost:
             return Move("Deal.", Act.ACCEPT)
         target = neg.scenario.seller_target
-        act = Act.COUNTER if facing is not None else Act.OFFER
+        act = neg.price_act(self.role)
         return Move(f"I can let it go for {format_price(target)}.", act, target)
 
 
@@ -193,7 +193,7 @@ class Extrapolate:
         price, facing = self.price(neg), neg.facing(self.role)
         if facing is not None and facing <= price:
             return Move("Deal.", Act.ACCEPT)
-        return Move(f"I can offer {format_price(price)}.", Act.COUNTER if facing is not None else Act.OFFER, price)
+        return Move(f"I can offer {format_price(price)}.", neg.price_act(self.role), price)
 
 
 def scripted_agent(spec: str, role: str) -> RuleAgent | HoldTarget | HoldFloor | Extrapolate:
