@@ -66,7 +66,7 @@ def test_warm_start_is_taught_in_the_dialogues_grpo_plays_and_grpo_starts_from_i
     study = Study(cfg, tmp_path / "run", log=lambda m: None)
     study.stage_bc_buyer(study.dir / "bc-buyer")
     bc = seen["bc"]
-    assert bc.model == cfg.model and str(seen["out"]) == study.bc_buyer and bc.teacher == "target"
+    assert bc.model == cfg.model and str(seen["out"]) == study.bc_buyer and bc.teacher == "extrapolate"
     assert (bc.teacher_turns, bc.max_utterance_tokens, bc.announce_turns, bc.teacher_scenarios) == (
         6, 10, cfg.grpo.announce_turns, cfg.grpo.source)
     with pytest.raises(Stop):

@@ -40,14 +40,16 @@ def curriculum_order(scenarios: list, curriculum: str) -> list:
 
 
 RECIPE = {"curriculum": "mutual", "stall_cost": 0.05, "max_utterance_tokens": 8, "announce_turns": True,
-          "branch": "last", "loss_type": "dr_grpo", "scale_rewards": "none"}
-"""The GRPO levers of the README's evidence runs 10-12 (``GRPORunConfig(**RECIPE)``): mutual-interest
+          "branch": "last", "loss_type": "dr_grpo", "scale_rewards": "none", "lr": 1e-4, "temperature": 1.5}
+"""The GRPO levers of the README's evidence runs 13-14 (``GRPORunConfig(**RECIPE)``): mutual-interest
 products, a small stall cost, 8-token messages, the deadline announced, groups that branch at the
-last buyer turn, Dr. GRPO's unscaled advantages. The study trains its buyer with them. Plain
-``GRPORunConfig()`` keeps them off (no shaping by default)."""
+last buyer turn, Dr. GRPO's unscaled advantages, a learning rate of 1e-4 and rollouts sampled at
+temperature 1.5 (so that a group's deadline numbers differ). The study trains its buyer with
+them. Plain ``GRPORunConfig()`` keeps them off (no shaping by default)."""
 
-WARM_START = {"teacher": "target", "min_reward": -1.0}
-"""The warm start of the README's runs 11-12 (``FilteredConfig(**WARM_START)``): the buyer cloned
-from the scripted firm buyer (``--teacher target``: name the prompt's target, accept at or below
-it), every teacher dialogue kept, the no-deal ones too (``min_reward=-1``). The study's GRPO stage
-starts from it."""
+WARM_START = {"teacher": "extrapolate", "min_reward": -1.0}
+"""The warm start of the README's run 14 (``FilteredConfig(**WARM_START)``): the buyer cloned from
+the scripted buyer that reads the seller (``--teacher extrapolate``, :class:`~negolens.training.Extrapolate`:
+half its budget until its last turn, then the seller's last two prices extrapolated to its next
+one, capped at the budget), every teacher dialogue kept, the no-deal ones too (``min_reward=-1``).
+The study's GRPO stage starts from it. (Runs 11-13 cloned the firm buyer, ``teacher="target"``.)"""

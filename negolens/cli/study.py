@@ -10,10 +10,10 @@ command skips finished stages, and the negotiation runner inside a stage resumes
 4. ``probes`` — linear probes by layer with baselines and control tasks;
 5. ``ablation`` — every head ablated at decision points; top heads linked to attention;
    negotiations re-run with the top heads vs random heads ablated; steering along a probe;
-6. ``bc-buyer`` — the warm start: the studied model cloned from a scripted firm buyer on
-   training products (``negolens train filtered --teacher target``;
-   :data:`~negolens.training.WARM_START`; the README measures it from the untuned model, and
-   from the 30-step SFT buyer it kept that buyer's habit of naming the list price);
+6. ``bc-buyer`` — the warm start: the studied model cloned from a scripted buyer that reads
+   the seller's concessions, on training products (``negolens train filtered --teacher
+   extrapolate``; :data:`~negolens.training.WARM_START`; cloned from the studied model, not
+   the SFT buyer, whose habit of naming the list price a clone keeps);
 7. ``grpo`` — the RLVR buyer, GRPO from the warm start (:data:`~negolens.training.RECIPE`);
    untuned / SFT / BC / GRPO compared on held-out AmazonHistoryPrice products;
 8. ``figures`` and ``report.html`` — regenerated from the saved results alone.
