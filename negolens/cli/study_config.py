@@ -43,7 +43,7 @@ class StudyConfig:
     ablation: AblationConfig = field(default_factory=lambda: AblationConfig(
         metric="offer", kind="zero", n=8, max_tokens=384, offer_heads="top", top=5, rerun_n=12))
     bc: FilteredConfig = field(default_factory=lambda: FilteredConfig(
-        steps=80, batch_size=4, teacher_products=400, **WARM_START))
+        steps=120, batch_size=4, teacher_products=400, **WARM_START))
     grpo: GRPORunConfig = field(default_factory=lambda: GRPORunConfig(
         steps=8, products_per_step=2, group_size=4, eval_products=16, max_turns=8, save_every=4, **RECIPE))
 
