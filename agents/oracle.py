@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from negolens.agents.protocol import Act, Move, Negotiation, format_price
+from negolens.agents.protocol import Move, Negotiation, format_price
 from negolens.agents.rule_agent import RuleAgent
 from negolens.errors import NegolensError
 

@@ -119,8 +119,7 @@ class HoldFloor:
         if facing is not None and facing >= neg.scenario.seller_cost:
             return Move("Deal.", Act.ACCEPT)
         target = neg.scenario.seller_target
-        act = neg.price_act(self.role)
-        return Move(f"I can let it go for {format_price(target)}.", act, target)
+        return Move(f"I can let it go for {format_price(target)}.", neg.price_act(self.role), target)
 
 
 @dataclass
