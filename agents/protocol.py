@@ -74,14 +74,20 @@ def check_turn_limit(max_turns) -> int:
 
 
 def format_price(price: float) -> str:
-    """A price as the dialogue writes it: dollars, thousands separators, cents only if any.
+    """A price as the dialogue writes it: dollars, cents only if any, no thousands separator.
+
+    The one format of every price an agent reads (its budget or minimum, the list price, the
+    other side's offers) and the one an LLM agent writes: its constrained decoder emits digits
+    and a dot only (:mod:`negolens.agents.decoding`). With ``$1,165`` in the prompt the agent
+    could not write back the number it read — an untuned model stops at the comma (``$9,000``
+    offered as 9) and run 15's buyer never offered four digits; the README's run 16 measures it.
 
     Examples
     --------
-    >>> format_price(1250), format_price(7.5)
-    ('$1,250', '$7.50')
+    >>> format_price(1250), format_price(7.5), format_price(1199.99)
+    ('$1250', '$7.50', '$1199.99')
     """
-    return f"${price:,.0f}" if float(price).is_integer() else f"${price:,.2f}"
+    return f"${price:.0f}" if float(price).is_integer() else f"${price:.2f}"
 
 
 def format_action(act: Act | None, price: float | None = None) -> str:

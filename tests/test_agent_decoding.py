@@ -151,3 +151,28 @@ def test_replay_refuses_what_the_decoder_cannot_emit(tiny_llama):
                                      (enc("\n"), Act.GREET, [], "newline")]:
         with pytest.raises(NegolensError, match=match):
             dec.replay(words, act, price, fresh)
+
+
+def test_every_price_the_agent_reads_is_one_its_decoder_can_write(tiny_llama):
+    """The budget, the list price and the seller's counters are written in the one format the
+    constrained decoder emits (digits, one point): a four-digit budget read as ``$1,165`` could
+    not be written back (the decoder ends a number at a comma), so the agent's number would be
+    another number than the one it read."""
+    import dataclasses
+    import re
+
+    from negolens.agents.rule_agent import RuleAgent
+
+    s = dataclasses.replace(SCENARIOS[0], list_price=1199.99, buyer_budget=959.99, buyer_target=839.99,
+                            seller_target=1199.99, seller_cost=699.99)
+    buyer, neg = LLMAgent(tiny_llama, "buyer", max_utterance_tokens=3), Negotiation(s)
+    neg.apply(Move("How about this?", Act.OFFER, 1000.5))
+    neg.apply(RuleAgent("seller").act(neg))
+    text = "\n".join(t.content for t in buyer.messages(neg))
+    read = re.findall(r"\$(\d[\d.,]*\d)", text)
+    assert {"1199.99", "959.99", "839.99", "1000.50"} <= set(read) and len(read) >= 5
+    enc = lambda x: tiny_llama.tokenizer.encode(x, add_special_tokens=False)  # noqa: E731
+    for number in read:
+        ids, _ = buyer.decoder.replay(enc("Hi"), Act.COUNTER, enc(number), neg.legal_acts("buyer"))
+        written = tiny_llama.tokenizer.decode(ids, skip_special_tokens=True).rsplit("$", 1)[1]
+        assert float(written) == float(number.replace(",", ""))

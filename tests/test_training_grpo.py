@@ -74,17 +74,18 @@ def test_view_ids_keeps_generated_digits_where_text_would_reformat(tiny_llama):
     from negolens.agents.protocol import TurnRecord
 
     tok = tiny_llama.tokenizer
-    mine = tok.encode("Fine.\nACTION: offer $1250", add_special_tokens=False)
-    turns = [TurnRecord(0, "buyer", "Fine.", "offer", 1250.0, token_ids=mine, sampled=[1] * len(mine)),
+    mine = tok.encode("Fine.\nACTION: offer $1250.5", add_special_tokens=False)
+    turns = [TurnRecord(0, "buyer", "Fine.", "offer", 1250.5, token_ids=mine, sampled=[1] * len(mine)),
              TurnRecord(1, "seller", "No.", "counter", 1400.0)]
-    assert "$1,250" in turns[0].public_text()  # the text the seller reads is reformatted …
+    assert "$1250.50" in turns[0].public_text()  # the text the seller reads is reformatted …
     ids, trained = view_ids(tiny_llama, "SYS", "buyer", turns)
     assert [i for i, t in zip(ids, trained) if t] == mine  # … the buyer reads and trains on its own ids
-    assert "$1,250" not in tok.decode(ids) and "$1,400" in tok.decode(ids)
-    blocked = TurnRecord(0, "buyer", "Fine.", "offer", 1250.0, blocked="over_budget", token_ids=mine,
+    assert "$1250.50" not in tok.decode(ids) and "$1400" in tok.decode(ids)
+    blocked = TurnRecord(0, "buyer", "Fine.", "offer", 1250.5, blocked="over_budget", token_ids=mine,
                          sampled=[1] * len(mine))
     ids, trained = view_ids(tiny_llama, "SYS", "buyer", [blocked, turns[1]])
-    assert sum(trained) == len(mine) and tok.decode(ids[: ids.index(mine[-1]) + 1]).endswith("$1250")
+    last = max(i for i, t in enumerate(trained) if t)
+    assert sum(trained) == len(mine) and tok.decode(ids[: last + 1]).endswith("$1250.5")
     assert "[blocked: over budget]\nNo." in tok.decode(ids)  # the note opens the seller's reply
 
 
@@ -148,7 +149,8 @@ def test_micro_batches_accumulate_to_the_same_step(tiny_dirs, tmp_path, loss_typ
     finals, logs = [], []
     for micro in (0, 2):
         cfg = GRPORunConfig(model=start, steps=1, products_per_step=2, group_size=2, max_turns=4, save_every=1,
-                            max_utterance_tokens=8, lr=1e-3, micro_batch=micro, loss_type=loss_type)
+                            max_utterance_tokens=8, lr=1e-3, micro_batch=micro, loss_type=loss_type,
+                            seed=2)  # a seed whose groups differ in reward (a step with no signal updates nothing)
         out = tmp_path / f"micro{micro}"
         finals.append(negolens.load(train_grpo(negolens.load(start), cfg, scen, out, progress=False)))
         logs.append((out / "rollouts" / "step00001.jsonl").read_text())

@@ -14,7 +14,7 @@ turn after turn, :func:`~negolens.agents.prompts.view_messages`) and split it:
 The buyer's hidden reasoning never reaches the seller (the protocol shows public text only).
 Token in, token out: the buyer's turns are its decoder's own token ids
 (:func:`~negolens.agents.prompts.view_ids`), never re-tokenised from text — BPE is not a
-bijection and the action line is reformatted (``$1250`` → ``$1,250``), so re-tokenising would
+bijection and the action line is reformatted (``$1250.5`` → ``$1250.50``), so re-tokenising would
 put the gradient on tokens the policy never produced (TRL issue #5224). The agent read its own
 earlier turns back as the same ids, so every trained token is scored in the context it was
 sampled in. Only tokens the policy chose (free text, the act, price digits, an end-of-turn it
