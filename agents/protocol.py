@@ -80,7 +80,8 @@ def format_price(price: float) -> str:
     other side's offers) and the one an LLM agent writes: its constrained decoder emits digits
     and a dot only (:mod:`negolens.agents.decoding`). With ``$1,165`` in the prompt the agent
     could not write back the number it read — an untuned model stops at the comma (``$9,000``
-    offered as 9) and run 15's buyer never offered four digits; the README's run 16 measures it.
+    offered as 9), and run 15's buyer kept its own numbers under $1,000 on products listed above
+    it; the README's run 16 measures the change.
 
     Examples
     --------
