@@ -19,6 +19,7 @@ two CPU processes with gloo).
 
 from __future__ import annotations
 
+import atexit
 import os
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,7 +29,7 @@ from typing import Sequence, TypeVar
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "world", "init", "sharded", "active_world", "shard", "gather", "barrier", "is_main"]
+__all__ = ["World", "world", "init", "sharded", "active_world", "shard", "gather", "barrier", "is_main", "shutdown"]
 
 T = TypeVar("T")
 _SHARDED: ContextVar[bool] = ContextVar("negolens_sharded", default=False)
@@ -76,14 +77,35 @@ def is_main() -> bool:
 
 
 def init() -> World:
-    """Join the process group when launched with several processes (idempotent); return :func:`world`."""
+    """Join the process group when launched with several processes (idempotent); return :func:`world`.
+
+    A group created here is destroyed when the interpreter exits (:func:`shutdown`, registered
+    with :mod:`atexit`): a gloo group left to C++ static destruction can abort the process at
+    exit ("terminate called without an active exception", pytorch issue #190489) after the
+    work itself finished.
+    """
     w = world()
     if w.size > 1 and not dist.is_initialized():
         use_nccl = torch.cuda.is_available() and torch.cuda.device_count() > w.local_rank
         dist.init_process_group("nccl" if use_nccl else "gloo", rank=w.rank, world_size=w.size)
         if use_nccl:
             torch.cuda.set_device(w.local_rank)
+        atexit.register(shutdown)
     return world()
+
+
+def shutdown() -> None:
+    """Leave the process group if one is joined (idempotent; a no-op in a single process).
+
+    Call it when a script's distributed work is done; :func:`init` also registers it to run
+    at interpreter exit.
+
+    Examples
+    --------
+    >>> shutdown()
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @contextmanager
