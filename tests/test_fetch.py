@@ -104,7 +104,8 @@ def test_no_network_says_what_to_download(fake, monkeypatch, tmp_path):
 def test_zoo_lookup():
     assert default_model() == "smollm2-135m-instruct"
     assert get_spec("gemma3-270m").n_layers == 18
-    with pytest.raises(UnknownModelError, match="Known zoo models: gemma3-270m, smollm2-135m-instruct"):
+    known = "Known zoo models: gemma3-270m, qwen2.5-coder-1.5b-instruct, smollm2-135m-instruct"
+    with pytest.raises(UnknownModelError, match=known):
         get_spec("gpt-5")
     for spec in ZOO.values():
         assert all(len(p.sha256) == 64 for p in spec.parts) and len(spec.gguf_sha256) == 64

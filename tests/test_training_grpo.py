@@ -263,6 +263,9 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path, branch):
     assert "conflict" not in [s.id for s in order] and len(order) == len(scen)
     widths = [(s.buyer_budget - s.seller_cost) / s.buyer_budget for s in order]
     assert widths == sorted(widths, reverse=True)
+    narrow = curriculum_order(scen + [conflict], "narrow")
+    gaps = [abs(s.buyer_budget - s.seller_cost) / s.buyer_budget for s in narrow]
+    assert len(narrow) == len(scen) + 1 and narrow[0].id == "conflict" and gaps == sorted(gaps)
     with pytest.raises(NegolensError, match="curriculum"):
         GRPORunConfig(curriculum="hard-first")
     with pytest.raises(NegolensError, match="did you mean 'open'"):

@@ -91,7 +91,9 @@ class GRPORunConfig:
     eval_products: int = option(40, "held-out test products for the before/after evaluation (0: skip)")
     seed: int = option(0, "seed of the rollouts, the data order and the evaluation sample")
     curriculum: str = option("none", "training products: none (all, shuffled) | zopa (mutual-interest only, widest "
-                             "zone (budget - cost) / budget first, not shuffled) | mutual (mutual-interest only, shuffled)")
+                             "zone (budget - cost) / budget first, not shuffled) | mutual (mutual-interest only, shuffled) | "
+                             "narrow (every product, narrowest |budget - cost| / budget first, not shuffled: the "
+                             "deadline decisions at the budget)")
     stall_cost: float = option(0.0, "reward shaping, off by default: subtract this per buyer turn that names no "
                                "price (talk acts, reject) from the TRAINING reward; steps.jsonl logs both, every "
                                "evaluation reports the paper's unshaped reward")
@@ -239,7 +241,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         bf16=cfg.dtype == "bfloat16", use_cpu=_trains_on_cpu(model), disable_tqdm=not progress,
         lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, remove_unused_columns=False,
         gradient_checkpointing=False,  # small models: recomputation only costs time here
-        shuffle_dataset=cfg.curriculum != "zopa",
+        shuffle_dataset=cfg.curriculum not in ("zopa", "narrow"),  # ordered curricula
     )
     peft_config = None
     if cfg.mode == "lora":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __all__ = ["CURRICULA", "RECIPE", "WARM_START", "curriculum_order"]
 
-CURRICULA = ("none", "zopa", "mutual")
+CURRICULA = ("none", "zopa", "mutual", "narrow")
 
 
 def curriculum_order(scenarios: list, curriculum: str) -> list:
@@ -17,7 +17,10 @@ def curriculum_order(scenarios: list, curriculum: str) -> list:
     cost), the widest zone of possible agreement relative to the budget first — the easy deals
     before the hard ones. ``mutual``: only mutual-interest products, as given (TRL shuffles
     them): a short run sees narrow zones too, as held-out products have them, where ``zopa``'s
-    first steps see only the widest.
+    first steps see only the widest. ``narrow``: every product, the narrowest zone first
+    (``|budget - cost| / budget`` ascending, conflicting products included, not shuffled): the
+    products where the buyer's deadline number decides between a deal just under the budget, no
+    deal, and an overshoot — a run of S steps of P products trains on the S x P narrowest.
 
     Examples
     --------
@@ -30,9 +33,14 @@ def curriculum_order(scenarios: list, curriculum: str) -> list:
     >>> from dataclasses import replace
     >>> [x.id for x in curriculum_order([replace(s[0], seller_cost=1e9), *s[1:]], "mutual")] == [x.id for x in s[1:]]
     True
+    >>> conflict = replace(s[0], seller_cost=s[0].buyer_budget + 1)  # no zone at all: the narrowest
+    >>> curriculum_order([*s[1:], conflict], "narrow")[0] is conflict
+    True
     """
     if curriculum == "none":
         return list(scenarios)
+    if curriculum == "narrow":
+        return sorted(scenarios, key=lambda s: abs(s.buyer_budget - s.seller_cost) / s.buyer_budget)
     mutual = [s for s in scenarios if s.buyer_budget > s.seller_cost]
     if curriculum == "mutual":
         return mutual

@@ -19,14 +19,15 @@ def models_list() -> None:
     from negolens.fetching import cache_problem, cached_path, is_cached
     from negolens.zoo import ZOO
 
-    typer.echo(f"{'name':<24}{'family':<9}{'layers×heads (kv)':<19}{'d_model':>8}{'vocab':>8}  cached")
+    w = max(24, *(len(name) + 3 for name in ZOO))
+    typer.echo(f"{'name':<{w}}{'family':<9}{'layers×heads (kv)':<19}{'d_model':>8}{'vocab':>8}  cached")
     for spec in ZOO.values():
         shape = f"{spec.n_layers}×{spec.n_heads} ({spec.n_kv_heads})"
         broken = cache_problem(spec.name)
         where = (f"BROKEN ({broken}): run `negolens models fetch {spec.name} --force`" if broken
                  else str(cached_path(spec.name)) if is_cached(spec.name) else "no")
         mark = "*" if spec.default else " "
-        typer.echo(f"{spec.name + mark:<24}{spec.family:<9}{shape:<19}{spec.d_model:>8}{spec.d_vocab:>8}  {where}")
+        typer.echo(f"{spec.name + mark:<{w}}{spec.family:<9}{shape:<19}{spec.d_model:>8}{spec.d_vocab:>8}  {where}")
     typer.echo("* default model. Any local HF model directory also works wherever a model is asked for.")
 
 
