@@ -29,7 +29,8 @@ from typing import Sequence, TypeVar
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "world", "init", "sharded", "active_world", "shard", "gather", "barrier", "is_main", "shutdown"]
+__all__ = ["World", "world", "init", "sharded", "active_world", "shard", "gather", "barrier", "is_main", "shutdown",
+           "shutdown_at_exit"]
 
 T = TypeVar("T")
 _SHARDED: ContextVar[bool] = ContextVar("negolens_sharded", default=False)
@@ -79,10 +80,10 @@ def is_main() -> bool:
 def init() -> World:
     """Join the process group when launched with several processes (idempotent); return :func:`world`.
 
-    A group created here is destroyed when the interpreter exits (:func:`shutdown`, registered
-    with :mod:`atexit`): a gloo group left to C++ static destruction can abort the process at
-    exit ("terminate called without an active exception", pytorch issue #190489) after the
-    work itself finished.
+    A joined group is destroyed when the interpreter exits (:func:`shutdown`, registered with
+    :mod:`atexit` by :func:`shutdown_at_exit`): a gloo group left to C++ static destruction
+    can abort the process at exit ("terminate called without an active exception", pytorch
+    issue #190489) after the work itself finished.
     """
     w = world()
     if w.size > 1 and not dist.is_initialized():
@@ -90,8 +91,22 @@ def init() -> World:
         dist.init_process_group("nccl" if use_nccl else "gloo", rank=w.rank, world_size=w.size)
         if use_nccl:
             torch.cuda.set_device(w.local_rank)
-        atexit.register(shutdown)
+    shutdown_at_exit()
     return world()
+
+
+def shutdown_at_exit() -> None:
+    """Have :func:`shutdown` run at interpreter exit if a process group is joined (idempotent).
+
+    :func:`init` calls it; so does GRPO training, whose group ``accelerate`` creates.
+
+    Examples
+    --------
+    >>> shutdown_at_exit()  # one process: no group, nothing registered
+    """
+    if dist.is_available() and dist.is_initialized():
+        atexit.unregister(shutdown)  # registered once however often this runs
+        atexit.register(shutdown)
 
 
 def shutdown() -> None:

@@ -13,7 +13,9 @@ from negolens.agents.rule_agent import RuleAgent
 from negolens.agents.runner import RunConfig, run_negotiations
 from negolens.analysis import decision_points
 from negolens.analysis.sweep import LogitDiff, effects_fast
-from negolens.distributed import gather, is_main, shard, sharded
+import torch.distributed as dist
+
+from negolens.distributed import gather, is_main, shard, sharded, shutdown
 from negolens.probes.attention import AttentionRecorder
 
 
@@ -34,5 +36,8 @@ if __name__ == "__main__":
     with sharded() as w:
         got = work(model_dir, out / "negotiations")
         split = gather([(w.rank, [i for i, _ in shard(list(range(5)))])], w.size)  # who did which rows
-    if is_main():
-        (out / "result.pkl").write_bytes(pickle.dumps({**got, "size": w.size, "split": split}))
+    main = is_main()
+    shutdown()  # what the atexit hook would do; calling it again at exit is a no-op
+    if main:
+        (out / "result.pkl").write_bytes(pickle.dumps({**got, "size": w.size, "split": split,
+                                                       "left": not dist.is_initialized()}))

@@ -36,7 +36,7 @@ def test_two_processes_split_the_work_and_agree_with_one(tiny_dirs, tmp_path):
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     two = pickle.loads((tmp_path / "two" / "result.pkl").read_bytes())
-    assert two["size"] == 2 and two["split"] == [[0, 2, 4], [1, 3]]
+    assert two["size"] == 2 and two["split"] == [[0, 2, 4], [1, 3]] and two["left"]  # the group was left
     assert _texts(two["records"]) == _texts(one["records"])
     np.testing.assert_allclose(two["tagged"], one["tagged"], atol=1e-5, equal_nan=True)
     np.testing.assert_allclose(two["effects"], one["effects"], atol=1e-4, equal_nan=True)

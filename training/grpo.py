@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from negolens.config import option, to_dict
+from negolens.distributed import shutdown_at_exit
 from negolens.errors import NegolensError, choice
 from negolens.paths import data_dir
 from negolens.runs import model_refs, refuse_file, start_run
@@ -257,6 +258,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         rollout_func=NegotiationRollout(cfg, by_id, model.tokenizer, out, model.path),
         callbacks=[start_model_callback(out, cfg.model)],
     )
+    shutdown_at_exit()  # under `accelerate launch` the trainer has joined a process group by now
     last = last_checkpoint(out) if resume else None
     if last is not None:
         say(f"resuming from {last} (step {last.name.split('-')[-1]}) to {cfg.steps} steps")
