@@ -41,7 +41,7 @@ from negolens.training.adapters import point_adapter_at, start_model_callback
 from negolens.training.branching import BRANCHING
 from negolens.training.environment import NegotiationRollout, rlvr_reward_func
 from negolens.training.grpo_runs import GRPO_OUTPUTS, check_steps, last_checkpoint, run_identity
-from negolens.training.recipe import CURRICULA, RECIPE, curriculum_order
+from negolens.training.recipe import CURRICULA, ORDERED_CURRICULA, RECIPE, curriculum_order
 from negolens.training.sft import LORA_TARGETS
 from negolens.zoo import DEFAULT_MODEL
 
@@ -242,7 +242,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         bf16=cfg.dtype == "bfloat16", use_cpu=_trains_on_cpu(model), disable_tqdm=not progress,
         lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, remove_unused_columns=False,
         gradient_checkpointing=False,  # small models: recomputation only costs time here
-        shuffle_dataset=cfg.curriculum not in ("zopa", "narrow"),  # ordered curricula
+        shuffle_dataset=cfg.curriculum not in ORDERED_CURRICULA,
     )
     peft_config = None
     if cfg.mode == "lora":

@@ -5,9 +5,11 @@ README's evidence runs, which the study uses — a warm start cloned from a scri
 
 from __future__ import annotations
 
-__all__ = ["CURRICULA", "RECIPE", "WARM_START", "curriculum_order"]
+__all__ = ["CURRICULA", "ORDERED_CURRICULA", "RECIPE", "WARM_START", "curriculum_order"]
 
 CURRICULA = ("none", "zopa", "mutual", "narrow")
+ORDERED_CURRICULA = ("zopa", "narrow")
+"""The curricula whose order is the point: training must not shuffle them."""
 
 
 def curriculum_order(scenarios: list, curriculum: str) -> list:
@@ -33,7 +35,7 @@ def curriculum_order(scenarios: list, curriculum: str) -> list:
     >>> from dataclasses import replace
     >>> [x.id for x in curriculum_order([replace(s[0], seller_cost=1e9), *s[1:]], "mutual")] == [x.id for x in s[1:]]
     True
-    >>> conflict = replace(s[0], seller_cost=s[0].buyer_budget + 1)  # no zone at all: the narrowest
+    >>> conflict = replace(s[0], seller_cost=s[0].buyer_budget + 1)  # cost a dollar over budget: the narrowest
     >>> curriculum_order([*s[1:], conflict], "narrow")[0] is conflict
     True
     """
