@@ -15,8 +15,9 @@ seeded generator per row, so a dialogue's transcript does not depend on the batc
 (up to float rounding of batched matmuls). The generator lives on the device of the logits it
 samples from (CUDA for a model on a GPU): the same seed gives the same transcripts on the same
 device, not across devices (CPU and CUDA draw different random streams and round differently). Prompt logits are computed for the last position
-only (``logits_to_keep=1``) — the 49k-vocabulary head at every prompt position is most of the
-work otherwise.
+only (``logits_to_keep`` as an index, :func:`negolens.batching.last_position`: a contiguous
+gather, which keeps PyTorch's CPU matmul from copying the unembedding per row) — the 49k-vocabulary
+head at every prompt position is most of the work otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 
 from negolens.agents import kvmemory
 from negolens.agents.protocol import PRICE_ACTS, Act
-from negolens.batching import left_pad
+from negolens.batching import left_pad, last_position
 
 MAX_PRICE_TOKENS = 10
 
@@ -234,7 +235,7 @@ class TurnDecoder:
         mask = torch.cat([cache_mask, new.attention_mask], dim=1)
         positions = (new.attention_mask.cumsum(-1) - 1).clamp(min=0) + torch.tensor(reuse, device=device)[:, None]
         out = self.model.hf(input_ids=new.input_ids, attention_mask=mask, position_ids=positions,
-                            past_key_values=cache, use_cache=True, logits_to_keep=1)
+                            past_key_values=cache, use_cache=True, logits_to_keep=last_position(self.model.device))
         return out.past_key_values, mask, positions[:, -1].clone(), out.logits[:, -1, :]
 
     def _shared_prefix(self, prompts: list[list[int]], minimum: int = 16) -> kvmemory.Memory | None:
@@ -243,7 +244,7 @@ class TurnDecoder:
         if n < minimum or not kvmemory.full_attention_only(self.model.hf.config):
             return None
         ids = prompts[0][:n]
-        out = self.model.hf(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True, logits_to_keep=1,
+        out = self.model.hf(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True, logits_to_keep=last_position(self.model.device),
                             past_key_values=kvmemory.BufferedCache(self.model.shape.n_layers))
         if not kvmemory.reusable(out.past_key_values):
             return None

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from negolens.batching import last_position
 from negolens.agents.decoding import digit_tokens, token_pieces
 from negolens.analysis.ablation import ablated
 from negolens.autobatch import map_chunks
@@ -73,7 +74,7 @@ def greedy_offer(model, points, batch_size: int | str = 8) -> np.ndarray:
         chunk = [p for _, p in part]
         b = model.batch([list(p.ids) for p in chunk])
         res = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids,
-                       use_cache=True, logits_to_keep=1)
+                       use_cache=True, logits_to_keep=last_position(model.device))
         past, logits = res.past_key_values, res.logits[:, -1].float()
         mask, pos = b.attention_mask, b.position_ids[:, -1:]
         text, done = [""] * len(chunk), [False] * len(chunk)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from negolens.batching import last_position
 from negolens.agents.decoding import digit_tokens, token_pieces
 from negolens.agents.prompts import system_prompt, view_messages
 from negolens.agents.protocol import Act, format_action, format_price
@@ -225,7 +226,7 @@ def _run_pair(model, pair: ConcessionPair, rows: _Rows, steer: dict | None, digi
     handles = [model.sites.module("resid_post", layer).register_forward_hook(hook_for(actions))
                for layer, actions in by_layer.items()]
     try:
-        res = model.hf(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
+        res = model.hf(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=last_position(model.device))
         text, done, eos = [""] * R, [False] * R, model.tokenizer.eos_token_id
         for step in range(MAX_DIGITS):
             nxt = next_digits(res.logits[:, -1].float(), digits, pieces, step, text, done, eos, model.pad_id)

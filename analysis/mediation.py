@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from negolens.batching import last_position
 from negolens.agents.decoding import token_pieces
 from negolens.analysis.anchoring import check_pairs
 from negolens.analysis.partial import CleanForward
@@ -249,7 +250,7 @@ class _Suffix:
         b = low.batch
         self.P = b.input_ids.shape[1] - K
         out = model.hf(input_ids=b.input_ids[:, : self.P], attention_mask=b.attention_mask[:, : self.P],
-                       position_ids=b.position_ids[:, : self.P], use_cache=True, logits_to_keep=1)
+                       position_ids=b.position_ids[:, : self.P], use_cache=True, logits_to_keep=last_position(model.device))
         self.cache = out.past_key_values
 
     def run_from(self, layer: int, interventions, replicas: int = 1) -> torch.Tensor:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from negolens.batching import Batch
+from negolens.batching import Batch, last_position
 from negolens.interventions import Intervention, capture, intervene
 
 __all__ = ["CleanForward"]
@@ -76,7 +76,7 @@ class CleanForward:
         try:
             with capture(model, "attn_z") as z:
                 out = model.hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                               position_ids=batch.position_ids, use_cache=False, logits_to_keep=1)
+                               position_ids=batch.position_ids, use_cache=False, logits_to_keep=last_position(model.device))
         finally:
             for handle in handles:
                 handle.remove()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from negolens.batching import last_position
 from negolens.agents.decoding import digit_tokens, token_pieces
 from negolens.analysis.behaviour import MAX_DIGITS
 from negolens.interventions import Intervention, capture, intervene
@@ -135,7 +136,7 @@ def patches(model, comps, T: int, donor_T: int, spans, z: dict, resid: dict, row
 
 def _step(model, ids: torch.Tensor, mask, pos, past):
     res = model.hf(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=past, use_cache=True,
-                   logits_to_keep=1)
+                   logits_to_keep=last_position(model.device))
     return res.past_key_values, res.logits[:, -1].float()
 
 

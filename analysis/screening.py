@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from negolens.batching import last_position
 from negolens.analysis.ablation import check_kind, replacement_values
 from negolens.analysis.sweep import as_metric, check_points, sdpa
 from negolens.autobatch import map_chunks
@@ -61,7 +62,7 @@ class _Graph:
         try:
             with torch.enable_grad():
                 logits = model.hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                  position_ids=batch.position_ids, use_cache=False, logits_to_keep=1).logits
+                                  position_ids=batch.position_ids, use_cache=False, logits_to_keep=last_position(model.device)).logits
                 self.value = metric(logits[:, -1, metric.tokens()].float())
         finally:
             for handle in handles:

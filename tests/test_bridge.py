@@ -58,3 +58,21 @@ def test_generate_is_seeded_and_stops(tiny_llama):
     assert a == b
     greedy = tiny_llama.generate([prompt], max_new_tokens=6)
     assert len(greedy[0]) <= 6 and tiny_llama.tokenizer.eos_token_id not in greedy[0]
+
+
+def test_last_position_keeps_the_logits_of_logits_to_keep_one(tiny):
+    """``negolens.batching.last_position`` (an index, a contiguous gather) gives the last
+    position's logits bit for bit as ``logits_to_keep=1`` (a strided slice), padded rows
+    included, in float32 and in bfloat16."""
+    import copy
+
+    from negolens.batching import last_position
+
+    batch = tiny.batch([tiny.render(TURNS), tiny.render(TURNS[:1])])
+    kw = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
+    for model in (tiny.hf, copy.deepcopy(tiny.hf).to(torch.bfloat16)):
+        with torch.no_grad():
+            sliced = model(**kw, logits_to_keep=1).logits
+            gathered = model(**kw, logits_to_keep=last_position()).logits
+        assert sliced.shape == gathered.shape == (2, 1, tiny.shape.d_vocab)
+        assert torch.equal(sliced, gathered)

@@ -9,6 +9,7 @@ sequence from the buyer's view with TRL's multi-turn ``env_mask``;
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +48,7 @@ class NegotiationRollout:
         self.cfg, self.scenarios, self.tokenizer, self.out, self.path = cfg, scenarios, tokenizer, out, path
         specs = [x.strip() for x in cfg.seller.split(",") if x.strip()]
         self.sellers = [make_agent(spec, "seller", models={}, fetch=True) for spec in specs]
+        self._copy = None  # the policy in ``cfg.rollout_dtype``, made at the first step
         (out / "rollouts").mkdir(parents=True, exist_ok=True)
 
     def __call__(self, prompts: list[str], trainer) -> dict:
@@ -58,7 +60,9 @@ class NegotiationRollout:
         model = trainer.accelerator.unwrap_model(trainer.model)
         step = trainer.state.global_step
         policy = NegoModel(model, self.tokenizer, self.path, name=f"grpo-step{step}")
-        buyer = LLMAgent(policy, "buyer", temperature=self.cfg.temperature,
+        sampler = self.sampler(model)
+        player = policy if sampler is model else NegoModel(sampler, self.tokenizer, self.path, name=policy.name)
+        buyer = LLMAgent(player, "buyer", temperature=self.cfg.temperature,
                          max_utterance_tokens=self.cfg.max_utterance_tokens)
         per = self.cfg.group_size if len(set(prompts)) == len(prompts) else 1  # TRL may repeat each prompt G times
         scenarios = [self.scenarios[p] for p in prompts for _ in range(per)]
@@ -69,6 +73,7 @@ class NegotiationRollout:
         groups = _seller_groups(len(scenarios), self.cfg.group_size, len(self.sellers), step)
         was_training = model.training
         model.eval()
+        sampler.eval()
         with torch.no_grad():
             reached = None
             if self.cfg.branch in ("open", "last"):  # each group's scout: its shared opening, played through
@@ -112,6 +117,30 @@ class NegotiationRollout:
             "env_mask": [s[2] for s in seqs],
             "rlvr_reward": [r["training_reward"] for r in records],
         }
+
+    def sampler(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model the rollouts play: the policy itself (``rollout_dtype="same"``, or a policy
+        already in that dtype), or its copy in ``cfg.rollout_dtype``.
+
+        The copy is made once and its parameters are overwritten with the policy's before every
+        step's rollouts, so it samples from the current policy at the lower precision; buffers
+        (rotary frequencies) stay as they are. The trainer then scores the sampled tokens with
+        the policy itself, in ``cfg.dtype``.
+        """
+        if self.cfg.rollout_dtype == "same":
+            return model
+        dtype = getattr(torch, self.cfg.rollout_dtype)
+        if all(p.dtype == dtype for p in model.parameters() if p.is_floating_point()):
+            return model
+        if self._copy is None:
+            self._copy = copy.deepcopy(model).requires_grad_(False)
+            for p in self._copy.parameters():
+                if p.is_floating_point():
+                    p.data = p.data.to(dtype)
+        with torch.no_grad():
+            for mine, theirs in zip(self._copy.parameters(), model.parameters(), strict=True):
+                mine.copy_(theirs)
+        return self._copy
 
     def _play(self, scenarios: list, groups: list[int], buyer, run, branch: dict, step: int):
         """Play ``scenarios`` (one batched run per counterpart, ``groups`` naming each one's) with

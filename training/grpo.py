@@ -88,6 +88,9 @@ class GRPORunConfig:
     lora_r: int = option(16, "LoRA rank")
     lora_alpha: int = option(32, "LoRA alpha (the adapter is scaled by alpha / r)")
     dtype: str = option("float32", "float32 | bfloat16 (autocast matmuls)")
+    rollout_dtype: str = option("same", "same | bfloat16: same = the rollouts play the policy itself; bfloat16 = they "
+                                "play a bfloat16 copy of it, its weights refreshed every step (the trainer scores "
+                                "the sampled tokens with the policy; a bfloat16 policy plays itself)")
     save_every: int = option(10, "checkpoint every N steps (a rerun resumes from the last)")
     eval_products: int = option(40, "held-out test products for the before/after evaluation (0: skip)")
     seed: int = option(0, "seed of the rollouts, the data order and the evaluation sample")
@@ -109,6 +112,7 @@ class GRPORunConfig:
         if self.group_size < 2:
             raise NegolensError("group_size must be at least 2: advantages are relative to the group")
         choice(self.dtype, ("float32", "bfloat16"), "dtype")
+        choice(self.rollout_dtype, ("same", "bfloat16"), "rollout_dtype")
         choice(self.branch, BRANCHING, "branch")
         choice(self.curriculum, CURRICULA, "curriculum")
         if self.stall_cost < 0:
