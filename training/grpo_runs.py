@@ -18,16 +18,31 @@ from negolens.runs import model_fingerprint
 if TYPE_CHECKING:
     from negolens.training.grpo import GRPORunConfig
 
-__all__ = ["GRPO_OUTPUTS", "RUN_CONTROL", "run_identity", "trained_steps", "check_steps", "last_checkpoint"]
+__all__ = ["GRPO_OUTPUTS", "RUN_CONTROL", "LATER_SETTINGS", "run_identity", "trained_steps", "check_steps", "last_checkpoint"]
 
 GRPO_OUTPUTS = ("checkpoint-*", "steps.jsonl", "rollouts", "final", "eval-*", "eval.json")  # what a run writes
 RUN_CONTROL = ("steps", "max_failure_share", "micro_batch")  # settings that do not change what a step is
+# settings added after runs were recorded, with the value every older run had: left out of the
+# identity at that value, so a run recorded before them still resumes
+LATER_SETTINGS = {"rollout_dtype": "same"}
 
 
 def run_identity(cfg: GRPORunConfig, scenarios: list) -> dict:
     """What makes two GRPO runs the same run: every setting but the run controls (a larger ``steps``
-    extends a run), the starting model's content (a local folder) and the training scenarios."""
-    settings = {k: v for k, v in to_dict(cfg).items() if k not in RUN_CONTROL}
+    extends a run), the starting model's content (a local folder) and the training scenarios.
+    A setting of :data:`LATER_SETTINGS` at its listed value is left out (runs recorded before it
+    existed had that value).
+
+    Examples
+    --------
+    >>> from negolens.training.grpo import GRPORunConfig
+    >>> "rollout_dtype" in run_identity(GRPORunConfig(model="m"), [])
+    False
+    >>> run_identity(GRPORunConfig(model="m", rollout_dtype="bfloat16"), [])["rollout_dtype"]
+    'bfloat16'
+    """
+    settings = {k: v for k, v in to_dict(cfg).items()
+                if k not in RUN_CONTROL and (k not in LATER_SETTINGS or LATER_SETTINGS[k] != v)}
     return {**settings, "model_content": model_fingerprint(cfg.model), "scenarios": [s.id for s in scenarios]}
 
 
