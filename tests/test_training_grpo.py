@@ -198,9 +198,22 @@ def test_rollout_dtype_plays_a_bfloat16_copy_that_follows_the_policy(tiny_dirs, 
         _, completion, mask = buyer_sequence(policy, rec)
         sampled = [i for t in rec["turns"] if t["role"] == "buyer" for i, f in zip(t["token_ids"], t["sampled"]) if f]
         assert [t for t, m in zip(completion, mask) if m] == sampled
+    from peft import LoraConfig, get_peft_model
+
+    lora = get_peft_model(copy, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    assert any(p.dtype == torch.float32 for p in lora.parameters())  # PEFT keeps adapters in float32 …
+    assert NegotiationRollout(GRPORunConfig(model=start, rollout_dtype="bfloat16"), {}, policy.tokenizer,
+                              tmp_path / "d", start).sampler(lora) is lora  # … on a bfloat16 base: it plays itself
     cfg = GRPORunConfig(model=start, steps=1, products_per_step=2, group_size=2, max_turns=4, save_every=1,
                         max_utterance_tokens=8, lr=1e-3, seed=2, rollout_dtype="bfloat16")
-    final = negolens.load(train_grpo(negolens.load(start), cfg, scen, tmp_path / "run", progress=False))
+    played = []
+    real = NegotiationRollout.sampler
+    NegotiationRollout.sampler = lambda self, model: played.append(real(self, model)) or played[-1]
+    try:
+        final = negolens.load(train_grpo(negolens.load(start), cfg, scen, tmp_path / "run", progress=False))
+    finally:
+        NegotiationRollout.sampler = real
+    assert played and all(next(m.parameters()).dtype == torch.bfloat16 for m in played)  # the copy played
     assert read_steps(tmp_path / "run")[0]["dialogues"] == 4
     assert max((a - b).abs().max().item() for a, b in zip(final.hf.parameters(), negolens.load(start).hf.parameters())) > 0
     with pytest.raises(NegolensError, match="rollout_dtype"):

@@ -119,18 +119,32 @@ class NegotiationRollout:
         }
 
     def sampler(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model the rollouts play: the policy itself (``rollout_dtype="same"``, or a policy
-        already in that dtype), or its copy in ``cfg.rollout_dtype``.
+        """The model the rollouts play: the policy itself, or its copy in ``cfg.rollout_dtype``.
 
         The copy is made once and its parameters are overwritten with the policy's before every
         step's rollouts, so it samples from the current policy at the lower precision; buffers
         (rotary frequencies) stay as they are. The trainer then scores the sampled tokens with
-        the policy itself, in ``cfg.dtype``.
+        the policy itself, in ``cfg.dtype``, without an importance correction for the copy's
+        rounding (TRL is given no sampling log-probabilities).
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The policy (unwrapped; a PEFT model in LoRA mode).
+
+        Returns
+        -------
+        torch.nn.Module
+            ``model`` itself when ``rollout_dtype="same"`` or when its frozen weights (every
+            weight, in full fine-tuning) are already in that dtype (LoRA adapters may be float32
+            on a bfloat16 base); otherwise the refreshed copy.
         """
         if self.cfg.rollout_dtype == "same":
             return model
         dtype = getattr(torch, self.cfg.rollout_dtype)
-        if all(p.dtype == dtype for p in model.parameters() if p.is_floating_point()):
+        weights = [p for p in model.parameters() if p.is_floating_point()]
+        frozen = [p for p in weights if not p.requires_grad] or weights
+        if all(p.dtype == dtype for p in frozen):
             return model
         if self._copy is None:
             self._copy = copy.deepcopy(model).requires_grad_(False)
