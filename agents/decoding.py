@@ -235,7 +235,7 @@ class TurnDecoder:
         mask = torch.cat([cache_mask, new.attention_mask], dim=1)
         positions = (new.attention_mask.cumsum(-1) - 1).clamp(min=0) + torch.tensor(reuse, device=device)[:, None]
         out = self.model.hf(input_ids=new.input_ids, attention_mask=mask, position_ids=positions,
-                            past_key_values=cache, use_cache=True, logits_to_keep=last_position(self.model.device))
+                            past_key_values=cache, use_cache=True, logits_to_keep=last_position(device))
         return out.past_key_values, mask, positions[:, -1].clone(), out.logits[:, -1, :]
 
     def _shared_prefix(self, prompts: list[list[int]], minimum: int = 16) -> kvmemory.Memory | None:
@@ -244,7 +244,9 @@ class TurnDecoder:
         if n < minimum or not kvmemory.full_attention_only(self.model.hf.config):
             return None
         ids = prompts[0][:n]
-        out = self.model.hf(input_ids=torch.tensor([ids], device=self.model.device), use_cache=True, logits_to_keep=last_position(self.model.device),
+        device = self.model.device
+        out = self.model.hf(input_ids=torch.tensor([ids], device=device), use_cache=True,
+                            logits_to_keep=last_position(device),
                             past_key_values=kvmemory.BufferedCache(self.model.shape.n_layers))
         if not kvmemory.reusable(out.past_key_values):
             return None
