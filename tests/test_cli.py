@@ -23,4 +23,4 @@ def test_unknown_model_is_one_clear_line():
 
 def test_unknown_bench():
     proc = subprocess.run([sys.executable, "-m", "negolens.cli", "bench", "nope"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "known: ablation, dtype, recorder, runner" in proc.stderr
+    assert proc.returncode == 2 and "known: ablation, dtype, grpo-pass, recorder, runner, sft" in proc.stderr

@@ -13,7 +13,7 @@ import torch
 
 from negolens.errors import NegolensError
 
-__all__ = ["model_device", "check_device", "to_device", "autocast", "load_4bit", "sum_across", "sync_gradients"]
+__all__ = ["model_device", "check_device", "to_device", "autocast", "cast_weights", "load_4bit", "sum_across", "sync_gradients"]
 
 
 def model_device(hf) -> torch.device:
@@ -62,6 +62,28 @@ def autocast(dtype: str, device: str | torch.device = "cpu"):
     if dtype != "bfloat16":
         raise NegolensError(f"dtype must be float32 or bfloat16, not {dtype!r}")
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+def cast_weights(hf: torch.nn.Module, dtype: str | torch.dtype) -> None:
+    """Cast ``hf``'s floating-point parameters to ``dtype`` in place; buffers keep theirs.
+
+    For LoRA on a frozen base: a bfloat16 base under autocast is used as it is, where a float32
+    one is cast to bfloat16 again in every matmul of every pass (autocast caches the casts of
+    trainable weights only). Buffers such as the rotary ``inv_freq`` stay float32, as when a
+    model is loaded in bfloat16. Tied weights stay tied (one parameter, cast once).
+
+    Examples
+    --------
+    >>> from negolens.testing import tiny_model
+    >>> hf = tiny_model().hf
+    >>> cast_weights(hf, "bfloat16")
+    >>> {p.dtype for p in hf.parameters()}, {b.dtype for b in hf.buffers() if b.is_floating_point()}
+    ({torch.bfloat16}, {torch.float32})
+    """
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    for p in hf.parameters():
+        if p.is_floating_point():
+            p.data = p.data.to(dtype)
 
 
 def load_4bit(model, cfg):

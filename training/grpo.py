@@ -25,6 +25,7 @@ dialogue under ``rollouts/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -39,7 +40,9 @@ from negolens.paths import data_dir
 from negolens.runs import model_refs, refuse_file, start_run
 from negolens.training.adapters import point_adapter_at, start_model_callback
 from negolens.training.branching import BRANCHING
+from negolens.training.devices import cast_weights
 from negolens.training.environment import NegotiationRollout, rlvr_reward_func
+from negolens.training.fused_head import scored_positions_only
 from negolens.training.grpo_runs import GRPO_OUTPUTS, check_steps, last_checkpoint, run_identity
 from negolens.training.recipe import CURRICULA, ORDERED_CURRICULA, RECIPE, curriculum_order
 from negolens.training.sft import LORA_TARGETS
@@ -91,6 +94,8 @@ class GRPORunConfig:
     rollout_dtype: str = option("same", "same | bfloat16: same = the rollouts play the policy itself; bfloat16 = they "
                                 "play a bfloat16 copy of it, its weights refreshed every step (the trainer scores "
                                 "the sampled tokens with the policy; a bfloat16 policy plays itself)")
+    base_dtype: str = option("same", "same | bfloat16 (LoRA with --dtype bfloat16): hold the frozen base weights in "
+                             "bfloat16, cast once, not on every pass (the adapters stay float32, buffers as loaded)")
     save_every: int = option(10, "checkpoint every N steps (a rerun resumes from the last)")
     eval_products: int = option(40, "held-out test products for the before/after evaluation (0: skip)")
     seed: int = option(0, "seed of the rollouts, the data order and the evaluation sample")
@@ -113,6 +118,10 @@ class GRPORunConfig:
             raise NegolensError("group_size must be at least 2: advantages are relative to the group")
         choice(self.dtype, ("float32", "bfloat16"), "dtype")
         choice(self.rollout_dtype, ("same", "bfloat16"), "rollout_dtype")
+        choice(self.base_dtype, ("same", "bfloat16"), "base_dtype")
+        if self.base_dtype != "same" and (self.mode, self.dtype) != ("lora", "bfloat16"):
+            raise NegolensError("base_dtype=bfloat16 needs mode=lora and dtype=bfloat16 (a bfloat16 base under "
+                                "float32 adapters); full fine-tuning keeps its trained weights float32")
         choice(self.branch, BRANCHING, "branch")
         choice(self.curriculum, CURRICULA, "curriculum")
         if self.stall_cost < 0:
@@ -181,7 +190,8 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     Parameters
     ----------
     model : NegoModel
-        The starting buyer (``cfg.model`` loaded; the reference is saved as the adapter's base).
+        The starting buyer (``cfg.model`` loaded; the reference is saved as the adapter's base). With
+        ``cfg.base_dtype="bfloat16"`` its weights are cast in place (:func:`~negolens.training.devices.cast_weights`).
     cfg : GRPORunConfig
         The run's settings (``eval_products`` and ``source`` are not used here).
     scenarios : list of Scenario
@@ -235,6 +245,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     if not scenarios:
         raise NegolensError("the curriculum left no training products (no mutual-interest product: budget > cost)")
     by_id = {s.id: s for s in scenarios}
+    on_cpu = _trains_on_cpu(model)
     batch = cfg.products_per_step * cfg.group_size
     micro = cfg.micro_batch or batch  # one rollout of the whole step, trained in batch // micro passes
     args = GRPOConfig(
@@ -243,7 +254,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         gradient_accumulation_steps=batch // micro, steps_per_generation=batch // micro, num_iterations=1,
         temperature=cfg.temperature,
         logging_steps=1, save_strategy="steps", save_steps=cfg.save_every, report_to=[], seed=cfg.seed,
-        bf16=cfg.dtype == "bfloat16", use_cpu=_trains_on_cpu(model), disable_tqdm=not progress,
+        bf16=cfg.dtype == "bfloat16", use_cpu=on_cpu, disable_tqdm=not progress,
         lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, remove_unused_columns=False,
         gradient_checkpointing=False,  # small models: recomputation only costs time here
         shuffle_dataset=cfg.curriculum not in ORDERED_CURRICULA,
@@ -254,6 +265,8 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=list(LORA_TARGETS),
                                  task_type="CAUSAL_LM")
+    if cfg.base_dtype != "same":
+        cast_weights(model.hf, cfg.base_dtype)  # before PEFT adds its float32 adapters
     rows = [{"prompt": s.id} for s in scenarios]
     model.hf.train()
     trainer = GRPOTrainer(
@@ -267,7 +280,8 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     if last is not None:
         say(f"resuming from {last} (step {last.name.split('-')[-1]}) to {cfg.steps} steps")
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    with scored_positions_only() if on_cpu else contextlib.nullcontext():  # TRL's CPU head scores every position
+        trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.perf_counter() - t0
     final = out / "final"
     trainer.save_model(str(final))

@@ -22,13 +22,13 @@ def _benches() -> dict[str, Callable[..., dict]]:
     from negolens.agents.bench import bench_runner
     from negolens.analysis.bench import bench_ablation
     from negolens.probes.bench import bench_recorder
-    from negolens.training.bench import bench_sft
+    from negolens.training.bench import bench_grpo_pass, bench_sft
 
     return {"dtype": bench_dtype, "runner": bench_runner, "recorder": bench_recorder, "ablation": bench_ablation,
-            "sft": bench_sft}
+            "sft": bench_sft, "grpo-pass": bench_grpo_pass}
 
 
-BENCH_NAMES = ("ablation", "dtype", "recorder", "runner", "sft")
+BENCH_NAMES = ("ablation", "dtype", "grpo-pass", "recorder", "runner", "sft")
 
 
 def run_bench(name: str, **kwargs) -> dict:
