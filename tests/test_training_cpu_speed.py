@@ -19,7 +19,7 @@ def _count_rows(monkeypatch, backbone=None) -> list:
     how many positions the backbone's last call produced, as ``(scored, positions)``)."""
     real = trl_utils._ChunkedLogProbFunction
     rows, seen = [], [None]
-    if backbone is not None:
+    if backbone is not None:  # the model is the test's own: the hook goes with it
         backbone.register_forward_hook(lambda mod, args, out: seen.__setitem__(0, out.last_hidden_state.shape))
 
     class Spy:
@@ -39,7 +39,7 @@ def test_the_head_scores_only_labelled_positions_with_the_same_log_probs_and_gra
     (not the prompt's), and their log-probabilities, entropies and the gradients are those of
     the every-position head; outside it TRL scores every position, as before."""
     rows = _count_rows(monkeypatch)
-    hf = negolens.load(str(tiny_dirs[family])).hf
+    hf = negolens.load(str(tiny_dirs[family]), device="cpu").hf  # the CPU's head, whatever the test device
     trl_utils.add_fused_lm_head(hf, outputs=("log_probs", "entropy"))
     ids = torch.randint(0, hf.config.vocab_size, (3, 14), generator=torch.Generator().manual_seed(0))
     labels = ids.clone()
@@ -63,13 +63,23 @@ def test_the_head_scores_only_labelled_positions_with_the_same_log_probs_and_gra
     assert trl_utils._use_triton(torch.device("cpu")) is False  # the block restored TRL's choice
 
 
+def test_only_the_heads_choice_of_positions_reads_the_switched_name():
+    """The swap is safe only while the position choice is the one reader of ``_use_triton`` in
+    ``trl.trainer.utils`` (TRL's kernels read their own copy): a TRL that reads it elsewhere
+    there would take a Triton path on the CPU, and this test says so."""
+    import inspect
+
+    source = inspect.getsource(trl_utils)
+    assert source.count("_use_triton(") == 1 and "compact = _use_triton(" in source
+
+
 def test_lora_grpo_on_a_bfloat16_base_scores_the_completion_only(tiny_dirs, tmp_path, monkeypatch):
     """``base_dtype="bfloat16"``: the starting model's weights are cast in place (buffers stay
     float32), the policy plays its rollouts itself, the float32 adapters learn, and on the CPU
     TRL's head scores only the buyer's dialogue, not the prompt."""
     start = str(tiny_dirs["llama"])
     scen = load_scenarios("builtin", 2)
-    model = negolens.load(start)
+    model = negolens.load(start, device="cpu")  # the CPU path, whatever the test device
     rows = _count_rows(monkeypatch, backbone=model.hf.model)
     cfg = GRPORunConfig(model=start, steps=1, products_per_step=2, group_size=2, max_turns=4, save_every=1,
                         max_utterance_tokens=8, lr=1e-3, seed=2, dtype="bfloat16", rollout_dtype="bfloat16",
@@ -80,7 +90,8 @@ def test_lora_grpo_on_a_bfloat16_base_scores_the_completion_only(tiny_dirs, tmp_
     final = train_grpo(model, cfg, scen, tmp_path / "run", progress=False)
     frozen = [p for n, p in model.hf.named_parameters() if "lora_" not in n]
     assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)
-    assert all(b.dtype == torch.float32 for n, b in model.hf.named_buffers() if n.endswith("inv_freq"))
+    freqs = [b for n, b in model.hf.named_buffers() if n.endswith("inv_freq")]
+    assert freqs and all(b.dtype == torch.float32 for b in freqs)
     assert played and all(m is played[0] for m in played)  # the policy itself: its frozen weights are bfloat16
     adapters = [p for n, p in played[0].named_parameters() if "lora_" in n]
     assert adapters and all(p.dtype == torch.float32 for p in adapters)

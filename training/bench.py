@@ -143,7 +143,12 @@ def bench_grpo_pass(model: str = DEFAULT_MODEL, seed: int = 0, rows: int = 4, le
 
     nm = load(model)
     examples = build_examples(nm, load_transcripts("craigslist-test", 8 * rows), "buyer", 512)
-    examples = sorted(examples, key=lambda e: -len(e.input_ids))[:rows]
+    seen, distinct = set(), []  # the longest examples, no two alike in their first `length` tokens
+    for e in sorted(examples, key=lambda e: -len(e.input_ids)):
+        if tuple(e.input_ids[:length]) not in seen:
+            seen.add(tuple(e.input_ids[:length]))
+            distinct.append(e)
+    examples = distinct[:rows]
     width = min(min(len(e.input_ids) for e in examples), length)  # no padding: each row its first `width` tokens
     ids = torch.tensor([e.input_ids[:width] for e in examples])
     mask = torch.ones_like(ids)

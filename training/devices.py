@@ -74,8 +74,9 @@ def cast_weights(hf: torch.nn.Module, dtype: str | torch.dtype) -> None:
 
     Examples
     --------
+    >>> import copy
     >>> from negolens.testing import tiny_model
-    >>> hf = tiny_model().hf
+    >>> hf = copy.deepcopy(tiny_model().hf)  # the shared test model stays float32
     >>> cast_weights(hf, "bfloat16")
     >>> {p.dtype for p in hf.parameters()}, {b.dtype for b in hf.buffers() if b.is_floating_point()}
     ({torch.bfloat16}, {torch.float32})

@@ -13,7 +13,8 @@ of a ``with`` block; the log-probabilities of the labelled positions are the sam
 log-softmax is its own), the prompt's are zero either way. :func:`~negolens.training.grpo.train_grpo`
 uses it whenever it trains on the CPU. It changes one private TRL function for the duration
 of the block, so it does nothing on a TRL without it (the head then scores every position,
-as before).
+as before). The swap is process-wide: other threads using TRL's head meanwhile get the compact
+path too (exact, as above); blocks in several threads that end out of order are not supported.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def scored_positions_only():
     """
     try:
         from trl.trainer import utils as trl_utils
-    except ImportError:  # pragma: no cover - TRL is a dependency
+    except ImportError:  # pragma: no cover - without TRL there is no head to switch
         yield False
         return
     original = getattr(trl_utils, "_use_triton", None)

@@ -334,7 +334,8 @@ def run_grpo(config: GRPORunConfig, out: str | Path, *, data: str | Path | None 
     data : str or Path, optional
         The data directory (unused for ``builtin``).
     model : NegoModel, optional
-        ``config.model`` already loaded; it is trained in place, or given adapters in place.
+        ``config.model`` already loaded; it is trained in place, or given adapters in place
+        (with ``base_dtype="bfloat16"``, its weights are cast in place first).
     log : callable, optional
         Receives one-line messages (the checkpoint, the comparison table).
     device : str
