@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from negolens.training.branching import SharedPrefix, branch_turns
+from negolens.training.devices import cast_weights
 from negolens.training.rollouts import ErrorWitness, buyer_sequence, check_agent_errors, step_stats
 
 if TYPE_CHECKING:
@@ -148,9 +149,7 @@ class NegotiationRollout:
             return model
         if self._copy is None:
             self._copy = copy.deepcopy(model).requires_grad_(False)
-            for p in self._copy.parameters():
-                if p.is_floating_point():
-                    p.data = p.data.to(dtype)
+            cast_weights(self._copy, dtype)
         with torch.no_grad():
             for mine, theirs in zip(self._copy.parameters(), model.parameters(), strict=True):
                 mine.copy_(theirs)

@@ -11,7 +11,7 @@ so the head (and its fp32 casts, exponentials and backward) does ~7x the work it
 :func:`scored_positions_only` makes TRL take its compact path on the CPU too, for the duration
 of a ``with`` block; the log-probabilities of the labelled positions are the same (each row's
 log-softmax is its own), the prompt's are zero either way. :func:`~negolens.training.grpo.train_grpo`
-uses it whenever it trains on the CPU. It changes one private TRL function for the duration
+trains inside it (on CUDA it changes nothing). It changes one private TRL function for the duration
 of the block, so it does nothing on a TRL without it (the head then scores every position,
 as before). The swap is process-wide: other threads using TRL's head meanwhile get the compact
 path too (exact, as above); blocks in several threads that end out of order are not supported.

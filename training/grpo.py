@@ -25,7 +25,6 @@ dialogue under ``rollouts/``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -245,7 +244,6 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     if not scenarios:
         raise NegolensError("the curriculum left no training products (no mutual-interest product: budget > cost)")
     by_id = {s.id: s for s in scenarios}
-    on_cpu = _trains_on_cpu(model)
     batch = cfg.products_per_step * cfg.group_size
     micro = cfg.micro_batch or batch  # one rollout of the whole step, trained in batch // micro passes
     args = GRPOConfig(
@@ -254,7 +252,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
         gradient_accumulation_steps=batch // micro, steps_per_generation=batch // micro, num_iterations=1,
         temperature=cfg.temperature,
         logging_steps=1, save_strategy="steps", save_steps=cfg.save_every, report_to=[], seed=cfg.seed,
-        bf16=cfg.dtype == "bfloat16", use_cpu=on_cpu, disable_tqdm=not progress,
+        bf16=cfg.dtype == "bfloat16", use_cpu=_trains_on_cpu(model), disable_tqdm=not progress,
         lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0, remove_unused_columns=False,
         gradient_checkpointing=False,  # small models: recomputation only costs time here
         shuffle_dataset=cfg.curriculum not in ORDERED_CURRICULA,
@@ -280,7 +278,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     if last is not None:
         say(f"resuming from {last} (step {last.name.split('-')[-1]}) to {cfg.steps} steps")
     t0 = time.perf_counter()
-    with scored_positions_only() if on_cpu else contextlib.nullcontext():  # TRL's CPU head scores every position
+    with scored_positions_only():  # on the CPU, TRL's head would score every position; elsewhere a no-op
         trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.perf_counter() - t0
     final = out / "final"
