@@ -24,7 +24,9 @@ tokens, :mod:`~negolens.training.imitation`; in the filtered job: ``FilteredConf
 and the scripted teachers :class:`HoldTarget`, :class:`HoldFloor` and :class:`Extrapolate`
 (:func:`scripted_agent` from a spec, :mod:`~negolens.training.scripted`);
 :func:`next_moves` and :func:`fidelity` (a clone's own next move in its teacher's dialogues, agreement per
-act, :mod:`~negolens.training.cloning`). Modules:
+act, :mod:`~negolens.training.cloning`); :func:`choose_checkpoint` (:class:`SelectConfig`,
+:class:`CheckpointChoice`: a run's checkpoint chosen on validation products that no stage of
+training played, :func:`validation_products`, :mod:`~negolens.training.selection`). Modules:
 :mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
 :mod:`~negolens.training.rollouts`, :mod:`~negolens.training.grpo`,
 :mod:`~negolens.training.heldout`, :mod:`~negolens.training.bench`.
@@ -49,6 +51,8 @@ from negolens.training.recipe import RECIPE, WARM_START, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
 from negolens.training.phases import PHASES, PhaseRules, label_phases, phase_spans
 from negolens.training.rollouts import buyer_sequence, step_stats
+from negolens.training.selection import (CheckpointChoice, SelectConfig, choose_checkpoint, played_products,
+                                         validation_products)
 from negolens.training.sft import SFTConfig, SFTResult, run_sft, train_sft
 
 __all__ = [
@@ -59,5 +63,6 @@ __all__ = [
     "buyer_table", "interest",
     "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
     "teacher_records", "Teacher", "HoldTarget", "HoldFloor", "Extrapolate", "scripted_agent", "teacher_agents", "teacher_dialogues", "imitate",
-    "next_moves", "fidelity",
+    "next_moves", "fidelity", "SelectConfig", "CheckpointChoice", "choose_checkpoint", "played_products",
+    "validation_products",
 ]

@@ -1,4 +1,4 @@
-"""``negolens train sft | grpo | filtered`` — fine-tune agents."""
+"""``negolens train sft | grpo | filtered | select`` — fine-tune agents, and choose a checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from negolens.cli import app
 from negolens.cli.options import DATA, DEVICE, OVERWRITE, Extra, out_dir, verb, with_preset
-from negolens.training import FilteredConfig, GRPORunConfig, SFTConfig
+from negolens.training import FilteredConfig, GRPORunConfig, SelectConfig, SFTConfig
 
 train_app = typer.Typer(no_args_is_help=True,
                         help="Fine-tune agents: SFT role specialists (full, LoRA, QLoRA) and the RLVR buyer (GRPO).")
@@ -58,3 +58,19 @@ def filtered(cfg: FilteredConfig, out: Path, data: Path | None, overwrite: bool,
     from negolens.training import run_filtered
 
     typer.echo(str(run_filtered(cfg, out, log=typer.echo, overwrite=overwrite, device=device, data=data)))
+
+
+@verb(train_app, SelectConfig, name="select", out=out_dir("results/select"), data=DATA, overwrite=OVERWRITE,
+      device=DEVICE)
+def select(cfg: SelectConfig, out: Path, data: Path | None, overwrite: bool, device: str) -> None:
+    """Choose a checkpoint on validation products: training products that neither the warm
+    start's teacher (--teacher-products) nor any run in --played played. Every candidate plays the
+    same products greedily; the highest reward among those whose overshoot rate is at most
+    --max-overshoot wins. A GRPO run among the candidates is always kept out of the validation
+    products. Writes OUT/selection.csv and each candidate's dialogues; prints the chosen folder
+    last. Other settings into the same --out are refused (see --overwrite)."""
+    from negolens.training import choose_checkpoint
+
+    choice = choose_checkpoint(cfg, out, data=data, device=device, log=typer.echo, overwrite=overwrite)
+    typer.echo(choice.summary())
+    typer.echo(choice.chosen)
