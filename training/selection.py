@@ -63,7 +63,8 @@ class SelectConfig:
     teacher_seed: int = option(0, "the --seed of that `negolens train filtered` run")
     products: int = option(100, "validation products every candidate plays")
     source: str = option("amazon", "where the products come from: amazon | builtin")
-    seller: str = option("rule", "the counterpart (agent spec), as in training")
+    seller: str = option("rule", "the counterpart: one agent spec (rule, rule:unyielding, a model...); a GRPO "
+                                 "run's comma list of sellers is not accepted, choose one of them")
     max_overshoot: float = option(0.02, "a candidate is eligible when its validation overshoot rate is at most this")
     max_turns: int = option(8, "turns per negotiation (the GRPO run's)")
     announce_turns: bool = option(False, "both sides see the turns left (as the GRPO run's --announce-turns)")
@@ -104,7 +105,13 @@ class CheckpointChoice:
     scenarios: list
 
     def summary(self) -> str:
-        """The table as text, one line per candidate, the chosen one marked."""
+        """The table as text, one line per candidate, the chosen one marked.
+
+        Returns
+        -------
+        str
+            A header, one line per candidate (``*`` marks the chosen one) and ``chosen: ...``.
+        """
         lines = [f"{'candidate':<36}{'reward [95% CI]':>26}{'deal':>7}{'overshoot':>14}"]
         for r in self.table.itertuples():
             lines.append(f"{('* ' if r.chosen else '  ') + r.candidate:<36}"
@@ -124,6 +131,11 @@ def played_products(runs) -> set[str]:
     Returns
     -------
     set of str
+
+    Examples
+    --------
+    >>> played_products([])
+    set()
     """
     from negolens.training.filtered import read_rollouts
 
@@ -186,7 +198,17 @@ def validation_products(source: str, n: int, played: set[str] = frozenset(), *, 
 def checkpoint_folders(path: str | Path) -> list[str]:
     """A candidate as checkpoint folders, by training step: a GRPO run folder gives each
     ``checkpoint-N/`` (step N) and ``final/`` (its manifest's steps; it replaces the checkpoint of
-    the same step); a model folder, a zoo name or an agent spec is itself.
+    the same step); a model folder, a zoo name, a hub id or an agent spec is itself.
+
+    Parameters
+    ----------
+    path : str or Path
+        A run folder, a checkpoint folder or an agent spec.
+
+    Returns
+    -------
+    list of str
+        The folders (or the spec), earliest step first.
 
     Raises
     ------
@@ -207,7 +229,7 @@ def checkpoint_folders(path: str | Path) -> list[str]:
 
     run = Path(path)
     if not run.is_dir():
-        if run.exists() or len(run.parts) > 1:
+        if run.exists() or run.is_absolute() or str(path).startswith(".") or len(run.parts) > 2:
             raise NegolensError(f"{path}: no such checkpoint or run folder (pass the --out of `negolens train grpo`, "
                                 f"one of its checkpoint-N folders, or a model name)")
         return [str(path)]
@@ -231,7 +253,7 @@ def _is_model(folder: Path) -> bool:
 def _run_of(checkpoint: str) -> Path | None:
     """The GRPO run folder a checkpoint belongs to (the one holding ``run.json`` and ``rollouts/``)."""
     for folder in (Path(checkpoint), Path(checkpoint).parent):
-        if (folder / "rollouts").is_dir() or (folder / "run.json").is_file() and (folder / "steps.jsonl").is_file():
+        if (folder / "rollouts").is_dir() or ((folder / "run.json").is_file() and (folder / "steps.jsonl").is_file()):
             return folder
     return None
 
@@ -249,8 +271,20 @@ def _check_as_trained(config: "SelectConfig", runs: list[Path]) -> None:
 
 
 def pick(table: pd.DataFrame, max_overshoot: float) -> int:
-    """The row :func:`choose_checkpoint` chooses (see the module's rule); ``table`` needs ``reward``
-    and ``overshoot`` columns, one row per candidate in training order.
+    """The row :func:`choose_checkpoint` chooses (see the module's rule).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``reward`` and ``overshoot`` columns, one row per candidate in the order given (a run's
+        checkpoints by step, so a tie goes to the later step).
+    max_overshoot : float
+        The eligibility bound on the overshoot rate.
+
+    Returns
+    -------
+    int
+        The position of the chosen row.
 
     Examples
     --------
@@ -325,7 +359,8 @@ def choose_checkpoint(config: SelectConfig, out: str | Path | None = None, *, da
                                     teacher_seed=config.teacher_seed, data=data, seed=config.seed)
     if out is not None:
         refuse_file(out)
-        start_run(out, {**to_dict(config), "checkpoints": candidates}, kind="select", overwrite=overwrite,
+        start_run(out, {**to_dict(config), "checkpoints": candidates, "validation": [s.id for s in scenarios]},
+                  kind="select", overwrite=overwrite,
                   owns=("selection.csv", "candidates"), data=data)
     models: dict = {}
     seller_model = parse_spec(config.seller)[0]
