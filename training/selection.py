@@ -32,7 +32,6 @@ import pandas as pd
 
 from negolens.config import option
 from negolens.errors import NegolensError
-from negolens.stats import bootstrap_ci
 
 __all__ = ["SelectConfig", "CheckpointChoice", "played_products", "validation_products", "checkpoint_folders",
            "pick", "choose_checkpoint"]
@@ -348,7 +347,7 @@ def choose_checkpoint(config: SelectConfig, out: str | Path | None = None, *, da
     from negolens.agents.factory import parse_spec
     from negolens.config import to_dict
     from negolens.runs import refuse_file, start_run
-    from negolens.training.heldout import play
+    from negolens.training.heldout import buyer_table, play
 
     say = log or (lambda _msg: None)
     candidates = list(dict.fromkeys(c for spec in config.candidates for c in checkpoint_folders(spec)))
@@ -372,10 +371,10 @@ def choose_checkpoint(config: SelectConfig, out: str | Path | None = None, *, da
                     max_utterance_tokens=config.max_utterance_tokens)
         if parse_spec(cand)[0] != seller_model:
             models.pop(parse_spec(cand)[0], None)  # keep the seller loaded, not every candidate
-        m = {k: [r["metrics"][k] for r in recs if r["metrics"][k] is not None] for k in ("reward", "deal", "overshoot")}
-        rows.append({"candidate": cand, "n": len(recs), "reward": _mean(m["reward"]),
-                     "reward_ci": bootstrap_ci(m["reward"], seed=config.seed), "deal": _mean(m["deal"]),
-                     "overshoot": _mean(m["overshoot"]), "overshoots": int(sum(m["overshoot"]))})
+        row = buyer_table({cand: recs}, seed=config.seed).query("split == 'all'").iloc[0]
+        rows.append({"candidate": cand, "n": len(recs), "reward": row.reward, "reward_ci": row.reward_ci,
+                     "deal": row.deal, "overshoot": row.overshoot,
+                     "overshoots": sum(int(r["metrics"]["overshoot"] or 0) for r in recs)})
         say(f"{cand}: reward {rows[-1]['reward']:+.3f}, overshoot {rows[-1]['overshoot']:.3f} ({len(recs)} products)")
     table = pd.DataFrame(rows)
     table["eligible"] = [_eligible(v, config.max_overshoot) for v in table["overshoot"]]
@@ -384,10 +383,6 @@ def choose_checkpoint(config: SelectConfig, out: str | Path | None = None, *, da
     if out is not None:
         table.to_csv(Path(out) / "selection.csv", index=False)
     return CheckpointChoice(table, candidates[best], scenarios)
-
-
-def _mean(v) -> float:
-    return float(sum(v) / len(v)) if v else float("nan")
 
 
 def _slug(path: str) -> str:
