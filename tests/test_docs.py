@@ -69,7 +69,7 @@ DOCTEST_MODULES = (
     "negolens.figures.beliefs",
     "negolens.figures.anchoring",
     "negolens.figures.checkpoints",
-    "negolens.training.phases", "negolens.training.fused_head", "negolens.training.selection",
+    "negolens.training.phases", "negolens.training.fused_head", "negolens.training.selection", "negolens.training.validation",
     "negolens.analysis.leading",
     "negolens.analysis.anchoring",
     "negolens.analysis.patched_decoding",

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from negolens.agents.scenarios import split_scenarios
 from negolens.errors import NegolensError
-from negolens.training.selection import (SelectConfig, checkpoint_folders, choose_checkpoint, pick, played_products,
-                                         validation_products)
+from negolens.training.selection import SelectConfig, checkpoint_folders, choose_checkpoint, pick
+from negolens.training.validation import conflicting, played_products, validation_products
 
 
 def _fake_run(folder, scenarios):
@@ -145,3 +145,18 @@ def test_train_select_cli_prints_the_table_and_the_chosen_folder_last(tmp_path):
                           "--products", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("negolens: error: products must be at least 1")
     assert "Traceback" not in bad.stderr
+
+
+def test_all_conflicting_keeps_every_conflicting_product_left_and_fills_up_with_mutual_ones():
+    train = split_scenarios("amazon", "train")
+    played = {s.id for s in train if conflicting(s)}
+    played = set(sorted(played)[:10])  # training played ten of the conflicting products
+    left = [s for s in train if conflicting(s) and s.id not in played]
+    assert left  # the split has more than ten
+    val = validation_products("amazon", 60, played, all_conflicting=True, seed=3)
+    assert len(val) == 60 and {s.id for s in left} <= {s.id for s in val} and not played & {s.id for s in val}
+    assert sum(map(conflicting, val)) == len(left)  # the rest are mutual-interest products
+    uniform = validation_products("amazon", 60, played, seed=3)
+    assert sum(map(conflicting, uniform)) < len(left)  # a uniform sample holds a few of them
+    with pytest.raises(NegolensError, match=f"ask for at least {len(left)}"):
+        validation_products("amazon", len(left) - 1, played, all_conflicting=True)

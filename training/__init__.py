@@ -26,7 +26,8 @@ and the scripted teachers :class:`HoldTarget`, :class:`HoldFloor` and :class:`Ex
 :func:`next_moves` and :func:`fidelity` (a clone's own next move in its teacher's dialogues, agreement per
 act, :mod:`~negolens.training.cloning`); :func:`choose_checkpoint` (:class:`SelectConfig`,
 :class:`CheckpointChoice`: a run's checkpoint chosen on validation products that no stage of
-training played, :func:`validation_products`, :mod:`~negolens.training.selection`). Modules:
+training played, :mod:`~negolens.training.selection`; :func:`validation_products`,
+:func:`played_products` and :func:`conflicting`, :mod:`~negolens.training.validation`). Modules:
 :mod:`~negolens.training.data`, :mod:`~negolens.training.sft`,
 :mod:`~negolens.training.rollouts`, :mod:`~negolens.training.grpo`,
 :mod:`~negolens.training.heldout`, :mod:`~negolens.training.bench`.
@@ -51,8 +52,8 @@ from negolens.training.recipe import RECIPE, WARM_START, curriculum_order
 from negolens.training.heldout import buyer_table, format_comparison, interest, paired_comparison, play
 from negolens.training.phases import PHASES, PhaseRules, label_phases, phase_spans
 from negolens.training.rollouts import buyer_sequence, step_stats
-from negolens.training.selection import (CheckpointChoice, SelectConfig, choose_checkpoint, played_products,
-                                         validation_products)
+from negolens.training.selection import CheckpointChoice, SelectConfig, choose_checkpoint
+from negolens.training.validation import conflicting, played_products, validation_products
 from negolens.training.sft import SFTConfig, SFTResult, run_sft, train_sft
 
 __all__ = [
@@ -64,5 +65,5 @@ __all__ = [
     "read_rollouts", "heldout_dialogues", "best_rollouts", "rollout_examples", "FilteredConfig", "run_filtered",
     "teacher_records", "Teacher", "HoldTarget", "HoldFloor", "Extrapolate", "scripted_agent", "teacher_agents", "teacher_dialogues", "imitate",
     "next_moves", "fidelity", "SelectConfig", "CheckpointChoice", "choose_checkpoint", "played_products",
-    "validation_products",
+    "validation_products", "conflicting",
 ]

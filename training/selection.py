@@ -5,7 +5,7 @@ best: a policy's overshoot rate moves by a few dialogues from one checkpoint to 
 among them by their score on the held-out *test* products would report a number chosen for being
 high. :func:`choose_checkpoint` picks on *validation* products instead: products of the train
 split that neither the warm start's teacher nor any GRPO rollout played
-(:func:`validation_products`), so the test split is still played once, by the chosen buyer.
+(:func:`~negolens.training.validation.validation_products`), so the test split is still played once, by the chosen buyer.
 
 The rule (:func:`pick`): the highest mean reward (the paper's, unshaped) among the candidates
 whose validation overshoot rate is at most ``max_overshoot``; when none is, the lowest overshoot
@@ -23,7 +23,6 @@ Examples
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,9 +31,9 @@ import pandas as pd
 
 from negolens.config import option
 from negolens.errors import NegolensError
+from negolens.training.validation import played_products, validation_products
 
-__all__ = ["SelectConfig", "CheckpointChoice", "played_products", "validation_products", "checkpoint_folders",
-           "pick", "choose_checkpoint"]
+__all__ = ["SelectConfig", "CheckpointChoice", "checkpoint_folders", "pick", "choose_checkpoint"]
 
 
 @dataclass
@@ -61,6 +60,9 @@ class SelectConfig:
                                                "(0: all of them, as there; default: no teacher)")
     teacher_seed: int = option(0, "the --seed of that `negolens train filtered` run")
     products: int = option(100, "validation products every candidate plays")
+    all_conflicting: bool = option(False, "keep every conflicting-interest product left (budget <= cost: any deal "
+                                          "overshoots) and sample the rest of --products from the mutual-interest "
+                                          "ones; default: one uniform sample (about 4 conflicting in 100)")
     source: str = option("amazon", "where the products come from: amazon | builtin")
     seller: str = option("rule", "the counterpart: one agent spec (rule, rule:unyielding, a model...); a GRPO "
                                  "run's comma list of sellers is not accepted, choose one of them")
@@ -117,81 +119,6 @@ class CheckpointChoice:
                          f"{f'{r.reward:+.3f} [{r.reward_ci[0]:+.3f}, {r.reward_ci[1]:+.3f}]':>26}{r.deal:>7.3f}"
                          f"{f'{r.overshoot:.3f} ({r.overshoots})':>14}")
         return "\n".join(lines + [f"chosen: {self.chosen} ({len(self.scenarios)} validation products)"])
-
-
-def played_products(runs) -> set[str]:
-    """The scenario ids of every dialogue the runs logged (GRPO rollouts, negotiation dialogues).
-
-    Parameters
-    ----------
-    runs : str, Path or list of them
-        What :func:`~negolens.training.filtered.read_rollouts` reads.
-
-    Returns
-    -------
-    set of str
-
-    Examples
-    --------
-    >>> played_products([])
-    set()
-    """
-    from negolens.training.filtered import read_rollouts
-
-    return {r["scenario"]["id"] for r in read_rollouts(runs)} if runs else set()
-
-
-def validation_products(source: str, n: int, played: set[str] = frozenset(), *, teacher_products: int | None = None,
-                        teacher_seed: int = 0, data: str | Path | None = None, seed: int = 0) -> list:
-    """``n`` products of the train split that were not played in training: validation products.
-
-    Parameters
-    ----------
-    source : str
-        ``amazon`` or ``builtin`` (:func:`~negolens.agents.scenarios.split_scenarios`).
-    n : int
-        How many (a seeded sample of those left).
-    played : set of str
-        Scenario ids to leave out (:func:`played_products` of the GRPO runs).
-    teacher_products : int, optional
-        Also leave out the sample a scripted teacher played in ``negolens train filtered
-        --teacher-products N --seed S`` (it draws ``split_scenarios(source, "train", N or None,
-        seed=S)``: 0 is every training product, as there); ``None``: no teacher.
-    teacher_seed : int
-        That run's seed.
-    data : str or Path, optional
-        The data directory.
-    seed : int
-        Seed of the sample.
-
-    Returns
-    -------
-    list of Scenario
-
-    Raises
-    ------
-    NegolensError
-        When fewer than ``n`` training products are left.
-
-    Examples
-    --------
-    >>> from negolens.agents.scenarios import split_scenarios
-    >>> train = split_scenarios("builtin", "train")
-    >>> val = validation_products("builtin", 3, {train[0].id})
-    >>> len(val), train[0].id in {s.id for s in val}
-    (3, False)
-    """
-    from negolens.agents.scenarios import split_scenarios
-
-    train = split_scenarios(source, "train", data=data)
-    used = set(played)
-    if teacher_products is not None:
-        used |= {s.id for s in split_scenarios(source, "train", teacher_products or None, data=data, seed=teacher_seed)}
-    left = [s for s in train if s.id not in used]
-    if len(left) < n:
-        raise NegolensError(f"only {len(left)} of the {len(train)} training products of {source} were not played in "
-                            f"training; ask for at most {len(left)} validation products (--products)")
-    return sorted(random.Random(seed).sample(left, n), key=lambda s: s.id)
 
 
 def checkpoint_folders(path: str | Path) -> list[str]:
@@ -355,7 +282,8 @@ def choose_checkpoint(config: SelectConfig, out: str | Path | None = None, *, da
     _check_as_trained(config, runs)
     played = played_products([*config.played, *(str(r) for r in runs if (r / "rollouts").is_dir())])
     scenarios = validation_products(config.source, config.products, played, teacher_products=config.teacher_products,
-                                    teacher_seed=config.teacher_seed, data=data, seed=config.seed)
+                                    teacher_seed=config.teacher_seed, all_conflicting=config.all_conflicting,
+                                    data=data, seed=config.seed)
     if out is not None:
         refuse_file(out)
         start_run(out, {**to_dict(config), "checkpoints": candidates, "validation": [s.id for s in scenarios]},
