@@ -1,9 +1,11 @@
 """Choosing a checkpoint on validation products: what is left out, the rule, the candidates, the CLI."""
 
 import json
+import random
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -147,16 +149,49 @@ def test_train_select_cli_prints_the_table_and_the_chosen_folder_last(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
-def test_all_conflicting_keeps_every_conflicting_product_left_and_fills_up_with_mutual_ones():
-    train = split_scenarios("amazon", "train")
-    played = {s.id for s in train if conflicting(s)}
-    played = set(sorted(played)[:10])  # training played ten of the conflicting products
-    left = [s for s in train if conflicting(s) and s.id not in played]
-    assert left  # the split has more than ten
-    val = validation_products("amazon", 60, played, all_conflicting=True, seed=3)
-    assert len(val) == 60 and {s.id for s in left} <= {s.id for s in val} and not played & {s.id for s in val}
-    assert sum(map(conflicting, val)) == len(left)  # the rest are mutual-interest products
-    uniform = validation_products("amazon", 60, played, seed=3)
-    assert sum(map(conflicting, uniform)) < len(left)  # a uniform sample holds a few of them
-    with pytest.raises(NegolensError, match=f"ask for at least {len(left)}"):
-        validation_products("amazon", len(left) - 1, played, all_conflicting=True)
+def _with_conflicts(monkeypatch):
+    """The built-in training products, every third one made conflicting (cost a dollar over the
+    budget), served as the train split of every source."""
+    pool = [replace(s, seller_cost=s.buyer_budget + 1) if i % 3 == 0 else s
+            for i, s in enumerate(split_scenarios("builtin", "train"))]
+
+    def fake_split(source, split, n=None, *, data=None, seed=0):
+        return list(pool) if n is None else random.Random(seed).sample(pool, n)
+
+    monkeypatch.setattr("negolens.agents.scenarios.split_scenarios", fake_split)
+    return pool
+
+
+def test_all_conflicting_keeps_every_conflicting_product_left_and_fills_up_with_mutual_ones(monkeypatch):
+    pool = _with_conflicts(monkeypatch)
+    conflict_ids = sorted(s.id for s in pool if conflicting(s))
+    mutual_ids = sorted(s.id for s in pool if not conflicting(s))
+    played = set(conflict_ids[:3] + mutual_ids[:2])  # training played three conflicting and two mutual products
+    left = [s for s in pool if s.id not in played]
+    kept = {s.id for s in left if conflicting(s)}
+    assert len(kept) == len(conflict_ids) - 3 >= 5
+    val = validation_products("builtin", 12, played, all_conflicting=True, seed=3)
+    ids = [s.id for s in val]
+    assert len(ids) == 12 and kept <= set(ids) and not played & set(ids) and ids == sorted(ids)
+    assert sum(map(conflicting, val)) == len(kept)  # the rest are mutual-interest products
+    assert [s.id for s in validation_products("builtin", 12, played, all_conflicting=True, seed=3)] == ids
+    assert {s.id for s in validation_products("builtin", len(kept), played, all_conflicting=True)} == kept
+    uniform = validation_products("builtin", 12, played, seed=3)  # the default: the sample it always was
+    assert [s.id for s in uniform] == sorted(s.id for s in random.Random(3).sample(left, 12))
+    with pytest.raises(NegolensError, match=f"ask for at least {len(kept)}"):
+        validation_products("builtin", len(kept) - 1, played, all_conflicting=True)
+    with pytest.raises(NegolensError, match="at least one"):
+        validation_products("builtin", 0)
+
+
+def test_choose_checkpoint_passes_all_conflicting_to_the_validation_set(monkeypatch, tmp_path):
+    pool = _with_conflicts(monkeypatch)
+    cfg = SelectConfig(candidates=("rule",), source="builtin", products=len(pool) // 3 + 2, all_conflicting=True,
+                       max_turns=2)
+    choice = choose_checkpoint(cfg, tmp_path / "s", progress=False)
+    assert {s.id for s in choice.scenarios} >= {s.id for s in pool if conflicting(s)}
+    recorded = json.loads((tmp_path / "s" / "run.json").read_text())["config"]
+    assert recorded["all_conflicting"] is True
+    plain = SelectConfig(candidates=("rule",), source="builtin", products=4, max_turns=2)
+    choose_checkpoint(plain, tmp_path / "u", progress=False)
+    assert "all_conflicting" not in json.loads((tmp_path / "u" / "run.json").read_text())["config"]

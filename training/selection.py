@@ -5,7 +5,8 @@ best: a policy's overshoot rate moves by a few dialogues from one checkpoint to 
 among them by their score on the held-out *test* products would report a number chosen for being
 high. :func:`choose_checkpoint` picks on *validation* products instead: products of the train
 split that neither the warm start's teacher nor any GRPO rollout played
-(:func:`~negolens.training.validation.validation_products`), so the test split is still played once, by the chosen buyer.
+(:func:`~negolens.training.validation.validation_products`), so the test split is still
+played once, by the chosen buyer.
 
 The rule (:func:`pick`): the highest mean reward (the paper's, unshaped) among the candidates
 whose validation overshoot rate is at most ``max_overshoot``; when none is, the lowest overshoot
@@ -62,7 +63,7 @@ class SelectConfig:
     products: int = option(100, "validation products every candidate plays")
     all_conflicting: bool = option(False, "keep every conflicting-interest product left (budget <= cost: any deal "
                                           "overshoots) and sample the rest of --products from the mutual-interest "
-                                          "ones; default: one uniform sample (about 4 conflicting in 100)")
+                                          "ones; default: one uniform sample (about 6 conflicting in 100)")
     source: str = option("amazon", "where the products come from: amazon | builtin")
     seller: str = option("rule", "the counterpart: one agent spec (rule, rule:unyielding, a model...); a GRPO "
                                  "run's comma list of sellers is not accepted, choose one of them")
@@ -286,7 +287,9 @@ def choose_checkpoint(config: SelectConfig, out: str | Path | None = None, *, da
                                     data=data, seed=config.seed)
     if out is not None:
         refuse_file(out)
-        start_run(out, {**to_dict(config), "checkpoints": candidates, "validation": [s.id for s in scenarios]},
+        # all_conflicting came later: left out at its default, so a selection recorded before it still resumes
+        settings = {k: v for k, v in to_dict(config).items() if not (k == "all_conflicting" and v is False)}
+        start_run(out, {**settings, "checkpoints": candidates, "validation": [s.id for s in scenarios]},
                   kind="select", overwrite=overwrite,
                   owns=("selection.csv", "candidates"), data=data)
     models: dict = {}

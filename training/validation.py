@@ -6,15 +6,15 @@ which products a run's dialogues used; :func:`validation_products` samples from 
 
 Conflicting-interest products (budget at or below the seller's cost) are few — 42 of the 742
 AmazonHistoryPrice training products — and they are where a buyer's overshoot lives: any deal
-there is over budget. A uniform sample of 100 holds about four; ``all_conflicting=True`` keeps
+there is over budget. A uniform sample of 100 holds about six; ``all_conflicting=True`` keeps
 every one that is left instead and samples the rest from the mutual-interest products.
 
 Examples
 --------
 >>> from negolens.agents.scenarios import split_scenarios
 >>> train = split_scenarios("builtin", "train")
->>> [s.id for s in validation_products("builtin", 2, {train[0].id})] == \\
-...     [s.id for s in validation_products("builtin", 2, {train[0].id})]  # seeded
+>>> first = validation_products("builtin", 2, {train[0].id})
+>>> [s.id for s in first] == [s.id for s in validation_products("builtin", 2, {train[0].id})]  # seeded
 True
 """
 
@@ -32,6 +32,15 @@ def conflicting(scenario) -> bool:
     """Whether a product's interests conflict: the buyer's budget is at or below the seller's
     cost, so no deal is within the budget (the complement of
     :func:`~negolens.training.heldout.interest`'s ``"mutual"``).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A product (``buyer_budget`` and ``seller_cost`` are read).
+
+    Returns
+    -------
+    bool
 
     Examples
     --------
@@ -86,8 +95,9 @@ def validation_products(source: str, n: int, played: set[str] = frozenset(), *, 
     teacher_seed : int
         That run's seed.
     all_conflicting : bool
-        Keep every conflicting-interest product left (:func:`conflicting`) and sample only the
-        other ``n - k`` from the mutual-interest ones; ``False``: one uniform sample.
+        Keep every conflicting-interest product left (:func:`conflicting`; say ``k`` of them) and
+        sample only the other ``n - k`` from the mutual-interest ones; ``False``: one uniform
+        sample (the same one as before this option existed).
     data : str or Path, optional
         The data directory.
     seed : int
@@ -101,8 +111,8 @@ def validation_products(source: str, n: int, played: set[str] = frozenset(), *, 
     Raises
     ------
     NegolensError
-        When fewer than ``n`` training products are left, or (``all_conflicting``) more than
-        ``n`` conflicting ones.
+        When ``n`` is below 1, fewer than ``n`` training products are left, or
+        (``all_conflicting``) more than ``n`` conflicting ones.
 
     Examples
     --------
@@ -111,9 +121,16 @@ def validation_products(source: str, n: int, played: set[str] = frozenset(), *, 
     >>> val = validation_products("builtin", 3, {train[0].id})
     >>> len(val), train[0].id in {s.id for s in val}
     (3, False)
+
+    The built-in products are all mutual-interest, so keeping the conflicting ones changes nothing:
+
+    >>> validation_products("builtin", 3, all_conflicting=True) == validation_products("builtin", 3)
+    True
     """
     from negolens.agents.scenarios import split_scenarios
 
+    if n < 1:
+        raise NegolensError(f"ask for at least one validation product (--products); got {n}")
     train = split_scenarios(source, "train", data=data)
     used = set(played)
     if teacher_products is not None:
