@@ -5,6 +5,8 @@ README's evidence runs, which the study uses — a warm start cloned from a scri
 
 from __future__ import annotations
 
+from negolens.training.validation import conflicting
+
 __all__ = ["CURRICULA", "ORDERED_CURRICULA", "RECIPE", "WARM_START", "curriculum_order"]
 
 CURRICULA = ("none", "zopa", "mutual", "narrow")
@@ -43,7 +45,7 @@ def curriculum_order(scenarios: list, curriculum: str) -> list:
         return list(scenarios)
     if curriculum == "narrow":
         return sorted(scenarios, key=lambda s: abs(s.buyer_budget - s.seller_cost) / s.buyer_budget)
-    mutual = [s for s in scenarios if s.buyer_budget > s.seller_cost]
+    mutual = [s for s in scenarios if not conflicting(s)]
     if curriculum == "mutual":
         return mutual
     return sorted(mutual, key=lambda s: -(s.buyer_budget - s.seller_cost) / s.buyer_budget)

@@ -36,6 +36,10 @@ from negolens.training.validation import played_products, validation_products
 
 __all__ = ["SelectConfig", "CheckpointChoice", "checkpoint_folders", "pick", "choose_checkpoint"]
 
+# settings added after selections were recorded, with the value every older one had: left out of
+# run.json at that value, so a selection recorded before them still resumes (as GRPO's LATER_SETTINGS)
+LATER_SETTINGS = {"all_conflicting": False}
+
 
 @dataclass
 class SelectConfig:
@@ -287,8 +291,7 @@ def choose_checkpoint(config: SelectConfig, out: str | Path | None = None, *, da
                                     data=data, seed=config.seed)
     if out is not None:
         refuse_file(out)
-        # all_conflicting came later: left out at its default, so a selection recorded before it still resumes
-        settings = {k: v for k, v in to_dict(config).items() if not (k == "all_conflicting" and v is False)}
+        settings = {k: v for k, v in to_dict(config).items() if k not in LATER_SETTINGS or LATER_SETTINGS[k] != v}
         start_run(out, {**settings, "checkpoints": candidates, "validation": [s.id for s in scenarios]},
                   kind="select", overwrite=overwrite,
                   owns=("selection.csv", "candidates"), data=data)
