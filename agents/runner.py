@@ -117,7 +117,7 @@ def read_records(path: str | Path, ids: set[str] | None = None, *, strict: bool 
 
 
 def _append(path: Path, record: dict) -> None:
-    with open(path, "a") as fh:
+    with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
         fh.flush()
         os.fsync(fh.fileno())

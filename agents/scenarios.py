@@ -76,7 +76,7 @@ def load_craigslist(path: str | Path, cost_ratio: float = 0.7) -> list[Scenario]
     if not path.is_file():
         raise DataNotFoundError(f"no Craigslist file at {path}; set NEGOLENS_DATA or pass data_dir=")
     out = []
-    for n, line in enumerate(path.read_text().splitlines()):
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         if not line.strip():
             continue
         try:
@@ -116,7 +116,7 @@ def load_amazon(folder: str | Path, split: str = "train") -> list[Scenario]:
         raise DataNotFoundError(f"no AmazonHistoryPrice *.json files in {folder}")
     out = []
     for f in files:
-        for n, row in enumerate(json.loads(f.read_text())):
+        for n, row in enumerate(json.loads(f.read_text(encoding="utf-8"))):
             try:
                 listed, highest, lowest = (parse_money(row[k]) for k in ("list_price", "highest_price", "lowest_price"))
             except (KeyError, ValueError):

@@ -114,7 +114,7 @@ def from_craigslist(path: str | Path, limit: int | None = None) -> list[Transcri
     path = Path(path)
     scenarios = {s.id: s for s in load_craigslist(path)}
     out = []
-    for n, line in enumerate(path.read_text().splitlines()):
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         sc = scenarios.get(f"cb-{path.stem}-{n}")
         if sc is None:
             continue

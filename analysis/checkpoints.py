@@ -116,7 +116,7 @@ def _manifest_steps(folder: Path) -> int | None:
     path = folder / "negolens_manifest.json"
     if not path.is_file():
         return None
-    steps = json.loads(path.read_text()).get("config", {}).get("steps")
+    steps = json.loads(path.read_text(encoding="utf-8")).get("config", {}).get("steps")
     return int(steps) if steps is not None else None
 
 
@@ -132,7 +132,7 @@ def _start_ref(run: Path) -> str | None:
     for folder in (run, run / "final"):
         path = folder / "negolens_manifest.json"
         if path.is_file():
-            base = json.loads(path.read_text()).get("base_model")
+            base = json.loads(path.read_text(encoding="utf-8")).get("base_model")
             if base:
                 return str(base)
     return None

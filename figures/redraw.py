@@ -76,7 +76,7 @@ def _draw(name: str, src: Path, run_dir: Path, dest: Path) -> list[Path]:
         for role in ("buyer", "seller"):
             p = run_dir / f"sft-{role}" / "checkpoint" / "negolens_manifest.json"
             if p.is_file():
-                mans[f"{role} (LoRA)"] = json.loads(p.read_text())
+                mans[f"{role} (LoRA)"] = json.loads(p.read_text(encoding="utf-8"))
         return training.sft_curves(mans, dest)
     if name == "negotiation_matrix":
         return negotiation.matrix_heatmaps(pd.read_csv(src), dest)
@@ -102,7 +102,10 @@ def _draw(name: str, src: Path, run_dir: Path, dest: Path) -> list[Path]:
     if name == "rlvr_curves":
         from negolens.training import read_steps
 
-        return training.rlvr_curves(read_steps(src.parent), dest)
+        steps = read_steps(src.parent)
+        first = len(steps)  # the study's narrow segment (grpo/narrow), numbered on from the first one's steps
+        steps += [{**rec, "step": first + rec["step"]} for rec in read_steps(src.parent / "narrow")]
+        return training.rlvr_curves(steps, dest)
     if name == "model_comparison":
         return negotiation.model_comparison(pd.read_csv(src), dest)
     raise KeyError(name)

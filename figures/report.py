@@ -84,7 +84,7 @@ def _views(run_dir: Path) -> tuple[str, list[str]]:
     """(bundle, [view html]) from the circuitsvis pages the attention stage wrote."""
     bundle, views = "", []
     for page in sorted((run_dir / "attention").glob("attention_*.html")):
-        text = page.read_text()
+        text = page.read_text(encoding="utf-8")
         script = re.search(r"<script[^>]*>(.*)</script>", text, re.S)
         if not script:
             continue
@@ -114,7 +114,7 @@ def write_report(run_dir: str | Path, path: str | Path) -> Path:
     PosixPath('results/study/report.html')
     """
     run_dir, path = Path(run_dir), Path(path)
-    manifest = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").is_file() else {}
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8")) if (run_dir / "manifest.json").is_file() else {}
     parts = [f"<h1>negolens study — {html.escape(run_dir.name)}</h1>"]
     timings = manifest.get("timings_s", {})
     if timings:
@@ -145,7 +145,7 @@ def write_report(run_dir: str | Path, path: str | Path) -> Path:
     parts.append("<h2>Manifest</h2><pre>" + html.escape(json.dumps(manifest, indent=2)) + "</pre>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>negolens — {html.escape(run_dir.name)}</title>"
             f"<style>{_STYLE}</style></head><body>{''.join(parts)}{_CHECK}</body></html>")
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")
     return path
 
 

@@ -88,7 +88,7 @@ def model_files_problem(folder: str | os.PathLike) -> str | None:
     manifest = folder / MANIFEST
     if manifest.is_file():
         try:
-            sizes = json.loads(manifest.read_text()).get("files", {})
+            sizes = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
         except (json.JSONDecodeError, AttributeError):
             return f"{manifest} is not valid JSON"
         for rel, size in sizes.items():
@@ -100,7 +100,7 @@ def model_files_problem(folder: str | os.PathLike) -> str | None:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
-            shards = set(json.loads(index.read_text())["weight_map"].values())
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             return f"{index} is not a valid safetensors index"
         for shard in sorted(shards):
@@ -278,4 +278,4 @@ def _write_manifest(model_dir: Path, spec: ModelSpec, seconds: float) -> None:
         "files": {str(p.relative_to(model_dir)): p.stat().st_size  # checked by model_files_problem
                   for p in sorted(model_dir.rglob("*")) if p.is_file()},
     }
-    (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -152,7 +152,7 @@ def load_hf(
     adapter = Path(path) / "adapter_config.json" if isinstance(path, Path) else None
     base = path
     if adapter is not None and adapter.is_file():
-        base = resolve(json.loads(adapter.read_text())["base_model_name_or_path"], fetch_missing=fetch_missing)
+        base = resolve(json.loads(adapter.read_text(encoding="utf-8"))["base_model_name_or_path"], fetch_missing=fetch_missing)
         if isinstance(base, Path) and (base / "adapter_config.json").is_file():
             # an adapter trained on a merged adapter (e.g. GRPO on the SFT buyer): merge both
             from peft import PeftModel

@@ -113,7 +113,7 @@ def read_run(folder: str | Path) -> RunRecord | None:
     if not path.is_file():
         return None
     try:
-        return RunRecord.from_dict(json.loads(path.read_text()))
+        return RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, TypeError):
         return None
 
@@ -157,7 +157,7 @@ def write_run(folder: str | Path, config: dict, *, kind: str, owns: Iterable[str
     rec = RunRecord(kind, _plain(config), dict(models or {}), None if data is None else str(data), list(owns),
                     __version__, created)
     tmp = folder / f"{RUN_FILE}.{os.getpid()}.tmp"  # several processes (accelerate launch) may write at once
-    tmp.write_text(json.dumps(rec.to_dict(), indent=2) + "\n")
+    tmp.write_text(json.dumps(rec.to_dict(), indent=2) + "\n", encoding="utf-8")
     tmp.replace(folder / RUN_FILE)
     return rec
 

@@ -66,7 +66,7 @@ class ActivationSet:
         if not on_disk:
             save_file({"acts": np.ascontiguousarray(np.asarray(self.acts))}, str(folder / "acts.safetensors"))
         self.meta.to_csv(folder / "meta.csv", index=False)
-        (folder / "info.json").write_text(json.dumps(self.info, indent=2))
+        (folder / "info.json").write_text(json.dumps(self.info, indent=2), encoding="utf-8")
         return folder
 
     @classmethod
@@ -75,7 +75,7 @@ class ActivationSet:
         folder = Path(folder)
         acts = DiskActivations(folder) if DiskActivations.exists(folder) else \
             load_file(str(folder / "acts.safetensors"))["acts"]
-        return cls(acts, pd.read_csv(folder / "meta.csv"), json.loads((folder / "info.json").read_text()))
+        return cls(acts, pd.read_csv(folder / "meta.csv"), json.loads((folder / "info.json").read_text(encoding="utf-8")))
 
 
 @torch.inference_mode()

@@ -117,7 +117,7 @@ class LinearProbe(BaseEstimator):
         folder.mkdir(parents=True, exist_ok=True)
         joblib.dump(self, folder / "probe.joblib")
         meta = {"params": self.get_params(), **metadata}
-        (folder / "probe.json").write_text(json.dumps(meta, indent=2, default=str))
+        (folder / "probe.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
         np.save(folder / "direction.npy", self.direction())
         return folder
 
@@ -125,4 +125,4 @@ class LinearProbe(BaseEstimator):
     def load(folder: str | Path) -> tuple["LinearProbe", dict]:
         """Read a probe that :meth:`save` wrote: ``(probe, metadata)``."""
         folder = Path(folder)
-        return joblib.load(folder / "probe.joblib"), json.loads((folder / "probe.json").read_text())
+        return joblib.load(folder / "probe.joblib"), json.loads((folder / "probe.json").read_text(encoding="utf-8"))

@@ -74,7 +74,7 @@ class LayerStore:
         for layer in range(self.n_layers):
             _layer_file(self.folder, layer).touch()  # a store of zero positions still has its files
         layout = {"n": self.n, "n_layers": self.n_layers, "d_model": self.d_model, "dtype": self.dtype.name}
-        (self.folder / STORE_FILE).write_text(json.dumps(layout))
+        (self.folder / STORE_FILE).write_text(json.dumps(layout), encoding="utf-8")
         return DiskActivations(self.folder)
 
 
@@ -96,7 +96,7 @@ class DiskActivations:
 
     def __init__(self, folder: str | Path, rows: np.ndarray | None = None):
         self.folder = Path(folder)
-        layout = json.loads((self.folder / STORE_FILE).read_text())
+        layout = json.loads((self.folder / STORE_FILE).read_text(encoding="utf-8"))
         self._n, self.n_layers, self.d_model = layout["n"], layout["n_layers"], layout["d_model"]
         self.dtype = np.dtype(layout["dtype"])
         self.rows = np.arange(self._n) if rows is None else rows

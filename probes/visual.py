@@ -65,5 +65,5 @@ def attention_html(model, transcript: Transcript, role: str, layer: int, head: i
     title = f"{model.name} L{layer}H{head} — {transcript.id} ({role}'s view)"
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body><h3>{title}</h3>{html}</body></html>"
     path = Path(path)
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")
     return path

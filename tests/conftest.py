@@ -4,8 +4,9 @@ Test device: ``NEGOLENS_TEST_DEVICE=cuda pytest …`` loads every model of the t
 device — the fixtures below explicitly, and every other ``negolens.load(device="auto")`` (inside
 training, the CLI, tiny_model()) through ``$NEGOLENS_DEVICE``, which is set to it here. Without
 it the tests run on the CPU, also on a machine with a GPU. Tests marked
-``@pytest.mark.needs("cuda", "bitsandbytes")`` are deselected (listed at the end of the run)
-where a requirement is missing, never passed silently.
+``@pytest.mark.needs("cuda", "bitsandbytes")`` (or ``"data"``: the shared datasets, found as
+``negolens.paths.data_dir`` finds them) are deselected (listed at the end of the run) where a
+requirement is missing, never passed silently.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 import negolens
+from negolens.paths import data_dir
 from negolens.testing import tiny_model_dir
 
 TEST_DEVICE = os.environ.get("NEGOLENS_TEST_DEVICE", "cpu")
@@ -26,12 +28,15 @@ os.environ["NEGOLENS_DEVICE"] = TEST_DEVICE  # device="auto" everywhere in the t
 def _missing(requirement: str) -> bool:
     if requirement == "cuda":
         return not torch.cuda.is_available()
+    if requirement == "data":  # the shared datasets (../shared/data or $NEGOLENS_DATA)
+        root = data_dir()
+        return root is None or not all((root / d).is_dir() for d in ("craigslist_bargains", "amazon_history_price"))
     return importlib.util.find_spec(requirement) is None
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "needs(*requirements): 'cuda' and/or importable packages; the test is "
-                                       "deselected (and listed) where one is missing")
+    config.addinivalue_line("markers", "needs(*requirements): 'cuda', 'data' and/or importable packages; the "
+                                       "test is deselected (and listed) where one is missing")
 
 
 def pytest_collection_modifyitems(config, items):

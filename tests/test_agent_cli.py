@@ -22,11 +22,11 @@ def test_negotiate_cli_resumes(tiny_dirs, tmp_path):
     assert "agreement" not in first.output and "deal" in first.output
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0
-    lines = (out / "dialogues.jsonl").read_text().splitlines()
+    lines = (out / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 3
     rec = json.loads(lines[0])
     assert rec["buyer"]["personality"] == "passive" and rec["seller"]["personality"] == "aggressive"
-    rows = list(csv.DictReader(open(out / "summary.csv")))
+    rows = list(csv.DictReader(open(out / "summary.csv", encoding="utf-8")))
     assert rows[0]["metric"] == "deal" and rows[0]["n"] == "3"
 
 

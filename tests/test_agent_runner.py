@@ -38,11 +38,11 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tiny_llama, tmp_path):
         run_negotiations(ITEMS, KilledAfter(buyer, 5), RuleAgent("seller"), CONFIG, out=out, progress=False)
     partial = read_records(out / "dialogues.jsonl")
     assert 0 < len(partial) < len(ITEMS)
-    with open(out / "dialogues.jsonl", "a") as fh:
+    with open(out / "dialogues.jsonl", "a", encoding="utf-8") as fh:
         fh.write('{"id": "00005-builtin-05", "turns": [')  # a line torn by the kill
     resumed = run_negotiations(ITEMS, buyer, RuleAgent("seller"), CONFIG, out=out, progress=False)
     assert len(resumed) == len(ITEMS) - len(partial)  # only the missing ones ran
-    lines = (out / "dialogues.jsonl").read_text().splitlines()
+    lines = (out / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()
     ids = [json.loads(line)["id"] for line in lines]
     assert sorted(ids) == sorted(r["id"] for r in reference) and len(set(ids)) == len(ids)
     by_id = {r["id"]: r["turns"] for r in read_records(out / "dialogues.jsonl")}

@@ -20,6 +20,7 @@ def test_builtin_runs_without_data(monkeypatch, tmp_path):
         load_scenarios("craigslist")
 
 
+@pytest.mark.needs("data")
 def test_craigslist_fields():
     items = load_craigslist(DATA / "craigslist_bargains" / "validation_dev.jsonl")
     first = items[0]
@@ -28,16 +29,18 @@ def test_craigslist_fields():
     assert len(load_scenarios("craigslist", split="test")) == 838
 
 
+@pytest.mark.needs("data")
 def test_amazon_rlvr_rules_and_split():
     train, test = load_amazon(DATA / "amazon_history_price", "train"), load_amazon(DATA / "amazon_history_price", "test")
     assert {s.id for s in train}.isdisjoint({s.id for s in test})
     assert [s.id for s in train] == [s.id for s in load_amazon(DATA / "amazon_history_price", "train")]
-    raw = json.loads((DATA / "amazon_history_price" / "books.json").read_text())[0]
+    raw = json.loads((DATA / "amazon_history_price" / "books.json").read_text(encoding="utf-8"))[0]
     s = next(s for s in train + test if s.id == "amz-books-0")
     assert s.list_price == max(8.21, 16.09) and s.seller_cost == 2.99 and s.buyer_budget == round(0.8 * 16.09, 2)
     assert raw["highest_price"] == "$16.09"
 
 
+@pytest.mark.needs("data")
 def test_sampling_is_seeded():
     a = [s.id for s in load_scenarios("craigslist", 10, seed=1)]
     assert a == [s.id for s in load_scenarios("craigslist", 10, seed=1)]
@@ -46,7 +49,7 @@ def test_sampling_is_seeded():
 
 def test_corrupt_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "x.jsonl"
-    bad.write_text('{"nope": 1}\n')
+    bad.write_text('{"nope": 1}\n', encoding="utf-8")
     with pytest.raises(NegolensError, match="x.jsonl:1: not a Craigslist Bargains record"):
         load_craigslist(bad)
     assert len(builtin_scenarios()) == 36

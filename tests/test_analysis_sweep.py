@@ -99,7 +99,7 @@ def test_ablate_cli(tiny_dirs, tmp_path):
         rows.append({"id": tr.id, "scenario": tr.scenario.to_dict(), "outcome": "deal", "turns": [
             {"index": i, "role": u.role, "utterance": u.text, "act": "offer" if u.price else "inform", "price": u.price}
             for i, u in enumerate(tr.turns)]})
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     from negolens.probes.linear import LinearProbe
 
     rng = np.random.default_rng(0)

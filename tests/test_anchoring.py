@@ -250,7 +250,7 @@ def test_ablate_anchoring_cli(tiny_dirs, tmp_path):
         assert (out / f"anchoring_{name}.csv").is_file(), name
     assert (out / "anchoring.png").is_file() and (out / "anchoring_heads.png").is_file()
     assert "anchoring coefficient" in res.output
-    assert json.loads((out / "run.json").read_text())["config"]["anchoring"] is True
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["config"]["anchoring"] is True
     assert not (out / "top_heads.csv").exists()  # the head sweep did not run
 
 

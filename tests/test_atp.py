@@ -65,7 +65,7 @@ def test_atp_is_the_directional_derivative_through_every_path(tiny_llama, kind):
             direction = (target - z[:, :, head]) * mask
             up = _metric_with(tiny, b, metric, layer, head, direction, eps)
             down = _metric_with(tiny, b, metric, layer, head, direction, -eps)
-            fd = ((up - down) / (2 * eps)).numpy()
+            fd = ((up - down) / (2 * eps)).cpu().numpy()
             assert np.allclose(est[:, layer, head], fd, atol=2e-2, rtol=2e-2), (layer, head, est[:, layer, head], fd)
     assert np.abs(est[:, 0]).max() > 1e-2  # layer-0 heads matter at all
 

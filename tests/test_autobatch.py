@@ -90,7 +90,7 @@ def test_runner_backs_off_and_gives_the_same_transcripts(tiny_llama, tmp_path):
     assert buyer.sizes[0] == len(ITEMS) and max(buyer.sizes[2:]) <= 2  # all at once, then fewer
     assert not any("agent_error" in str(t["failure"]) for r in records for t in r["turns"])
     assert _texts(records) == _texts(reference)
-    lines = (tmp_path / "dialogues.jsonl").read_text().splitlines()
+    lines = (tmp_path / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(ITEMS)  # nothing written twice after a retry
 
 

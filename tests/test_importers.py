@@ -69,7 +69,7 @@ def test_detect_format(path, fmt):
 
 def test_detect_format_refuses_an_unknown_csv(tmp_path):
     p = tmp_path / "x.csv"
-    p.write_text("a,b,c\n1,2,3\n")
+    p.write_text("a,b,c\n1,2,3\n", encoding="utf-8")
     with pytest.raises(TranscriptFormatError, match="x.csv.*pass --format"):
         load_transcripts(p)
     with pytest.raises(Exception, match="unknown transcript format 'xml'"):
@@ -188,9 +188,9 @@ def test_open_format_bad_lines(tmp_path):
 def test_read_records_torn_last_line_vs_bad_line(records, tmp_path):
     p = tmp_path / "dialogues.jsonl"
     lines = [json.dumps(r) for r in records[:3]]
-    p.write_text("\n".join(lines) + "\n" + lines[0][:40])                             # killed mid-write
+    p.write_text("\n".join(lines) + "\n" + lines[0][:40], encoding="utf-8")                             # killed mid-write
     assert len(read_records(p)) == 3
-    p.write_text(lines[0] + "\n{not json\n" + lines[1] + "\n")
+    p.write_text(lines[0] + "\n{not json\n" + lines[1] + "\n", encoding="utf-8")
     with pytest.raises(TranscriptFormatError, match=r"dialogues.jsonl:line 2"):
         read_records(p)
     with pytest.warns(UnreadableRowsWarning, match="skipped 1 unreadable row"):
@@ -202,7 +202,7 @@ def test_read_records_torn_last_line_vs_bad_line(records, tmp_path):
 def test_runner_file_with_a_wrong_shape_record(records, tmp_path):
     p = tmp_path / "dialogues.jsonl"
     bad = {k: v for k, v in records[1].items() if k != "turns"}
-    p.write_text("\n".join(json.dumps(r) for r in (records[0], bad, records[2])) + "\n")
+    p.write_text("\n".join(json.dumps(r) for r in (records[0], bad, records[2])) + "\n", encoding="utf-8")
     with pytest.raises(TranscriptFormatError, match=r"dialogues.jsonl:line 2: field 'turns'"):
         load_transcripts(p, format="runner", strict=True)
     items, warned = _load_quiet(p, format="runner")

@@ -15,7 +15,7 @@ FOLDERS = {"agents": ROOT / "agents", "training": ROOT / "training", "probes": R
 
 def imported_layers(path: Path) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -48,7 +48,7 @@ def test_no_upward_imports():
 def test_no_imports_hidden_in_strings():
     bad = []
     for path in [*core_files(), *(p for layer in ORDER for p in FOLDERS[layer].rglob("*.py"))]:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             name = getattr(node.func, "attr", getattr(node.func, "id", "")) if isinstance(node, ast.Call) else ""
             if name in ("import_module", "__import__"):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno} dynamic import")
@@ -57,7 +57,7 @@ def test_no_imports_hidden_in_strings():
 
 def test_the_checker_sees_an_upward_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from negolens.cli.study import run_study\nfrom negolens import analysis\n")
+    bad.write_text("from negolens.cli.study import run_study\nfrom negolens import analysis\n", encoding="utf-8")
     assert imported_layers(bad) == {"cli", "analysis"}
 
 
@@ -73,3 +73,33 @@ def test_no_public_name_shadows_a_submodule():
         subs = {m.name for m in pkgutil.iter_modules(module.__path__)}
         clashes += [f"{pkg}.{name}" for name in getattr(module, "__all__", []) if name in subs]
     assert not clashes, clashes
+
+
+def _text_io_without_encoding(tree: ast.AST) -> list[int]:
+    """Lines that read or write a text file without naming its encoding (``read_text``,
+    ``write_text``, ``open``/``Path.open`` in a text mode): those use the locale's, which is ASCII
+    on some machines, so a page with an em dash fails to write there."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or any(k.arg in ("encoding", None) for k in node.keywords):
+            continue
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+        if name in ("read_text", "write_text"):
+            lines.append(node.lineno)
+        elif name == "open" and not (isinstance(f, ast.Attribute) and getattr(f.value, "id", "") in ("os", "gzip", "tarfile",
+                                                                                                     "zipfile", "Image")):
+            args = node.args[1:] if isinstance(f, ast.Name) else node.args
+            mode = next((k.value for k in node.keywords if k.arg == "mode"), args[0] if args else None)
+            if mode is None or (isinstance(mode, ast.Constant) and "b" not in mode.value):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_every_text_file_is_read_and_written_as_utf8():
+    bad = [f"{p.relative_to(ROOT)}:{n}" for layer in FOLDERS.values() for p in layer.rglob("*.py")
+           for n in _text_io_without_encoding(ast.parse(p.read_text(encoding="utf-8")))]
+    bad += [f"{p.relative_to(ROOT)}:{n}" for p in core_files()
+            for n in _text_io_without_encoding(ast.parse(p.read_text(encoding="utf-8")))]
+    assert not bad, f"name the encoding (encoding='utf-8') at: {bad}"
+    assert _text_io_without_encoding(ast.parse("open(p, 'w')\np.read_text()\nopen(p, 'rb')\np.open(encoding='utf-8')")) == [1, 2]

@@ -104,7 +104,7 @@ def test_too_few_dialogues_is_a_clear_error_not_an_empty_table(tiny_llama):
 
 def test_attention_html_needs_no_recorder(tiny_llama, tmp_path):
     page = attention_html(tiny_llama, transcripts(1)[0], "seller", 1, 1, tmp_path / "L1H1.html", max_tokens=200)
-    html = page.read_text()
+    html = page.read_text(encoding="utf-8")
     assert "unpkg.com" not in html and "CircuitsVis" in html and "seller's view" in html
     with pytest.raises(NegolensError, match="no head L1H9"):
         attention_html(tiny_llama, transcripts(1)[0], "buyer", 1, 9, tmp_path / "bad.html")

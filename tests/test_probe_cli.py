@@ -17,7 +17,7 @@ def test_attention_and_probe_on_runner_transcripts(tiny_dirs, tmp_path):
     assert att.exit_code == 0, att.output
     for name in ("attention_heads.csv", "attention_price_verb_across.png", "attention_d0_L1H1.html"):
         assert (tmp_path / "att" / name).is_file()
-    html = (tmp_path / "att" / "attention_d0_L1H1.html").read_text()
+    html = (tmp_path / "att" / "attention_d0_L1H1.html").read_text(encoding="utf-8")
     assert "unpkg.com" not in html and "CircuitsVis" in html  # bundled JS, no CDN
     args = ["probe", "--model", model, "--transcripts", transcripts, "--labels", "speaker,last_offer_by,deal",
             "--out", str(tmp_path / "probe")]

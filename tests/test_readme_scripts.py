@@ -18,7 +18,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def script_blocks() -> list[str]:
-    text = README.read_text()
+    text = README.read_text(encoding="utf-8")
     section = text.split("## Scripting negolens", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 

@@ -23,8 +23,8 @@ from negolens.runs import (check_resume, clear_run, differences, model_fingerpri
 def test_check_resume_new_same_other_and_overwrite(tmp_path):
     out = tmp_path / "run"
     assert start_run(out, {"seed": 0, "max_turns": 4}, kind="demo", owns=("out.txt",)) is False
-    (out / "out.txt").write_text("old")
-    (out / "notes.txt").write_text("the user's own file")
+    (out / "out.txt").write_text("old", encoding="utf-8")
+    (out / "notes.txt").write_text("the user's own file", encoding="utf-8")
     assert check_resume(out, {"seed": 0, "max_turns": 4}, kind="demo", owns=("out.txt",)) is True
     with pytest.raises(NegolensError) as err:
         check_resume(out, {"seed": 1, "max_turns": 10}, kind="demo", owns=("out.txt",))
@@ -39,13 +39,13 @@ def test_check_resume_new_same_other_and_overwrite(tmp_path):
 
 def test_outputs_without_run_json_and_files_are_refused(tmp_path):
     (tmp_path / "legacy").mkdir()
-    (tmp_path / "legacy" / "dialogues.jsonl").write_text("{}\n")
+    (tmp_path / "legacy" / "dialogues.jsonl").write_text("{}\n", encoding="utf-8")
     with pytest.raises(NegolensError, match="without run.json"):
         check_resume(tmp_path / "legacy", {"seed": 0}, kind="negotiate", owns=("dialogues.jsonl",))
     (tmp_path / "unrelated").mkdir()
-    (tmp_path / "unrelated" / "readme.txt").write_text("x")  # nothing a run of this kind writes: a new folder
+    (tmp_path / "unrelated" / "readme.txt").write_text("x", encoding="utf-8")  # nothing a run of this kind writes: a new folder
     assert check_resume(tmp_path / "unrelated", {"seed": 0}, kind="negotiate", owns=("dialogues.jsonl",)) is False
-    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
     with pytest.raises(NegolensError, match="is a file, not a folder"):
         check_resume(tmp_path / "a-file", {"seed": 0})
 
@@ -55,7 +55,7 @@ def test_fingerprint_follows_content_not_location(tmp_path):
 
     a = tmp_path / "a"
     a.mkdir()
-    (a / "config.json").write_text("{}")
+    (a / "config.json").write_text("{}", encoding="utf-8")
     (a / "model.safetensors").write_bytes(b"\0" * 1000)
     shutil.copytree(a, tmp_path / "b")
     assert model_fingerprint(a) == model_fingerprint(tmp_path / "b")
@@ -108,8 +108,8 @@ def test_negotiate_cli_rerun_resumes_and_says_so(tmp_path):
     out = tmp_path / "neg"
     args = ["negotiate", "--buyer", "rule", "--n", "4", "--max-turns", "4", "--out", str(out)]
     assert CliRunner().invoke(app, args).exit_code == 0
-    lines = (out / "dialogues.jsonl").read_text().splitlines()
-    (out / "dialogues.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # killed mid-write
+    lines = (out / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()
+    (out / "dialogues.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:20], encoding="utf-8")  # killed mid-write
     res = CliRunner().invoke(app, args + ["--batch-size", "1"])  # a smaller batch still resumes
     assert res.exit_code == 0, res.output
     assert "2 of 4 dialogues were already in" in res.output
@@ -117,7 +117,7 @@ def test_negotiate_cli_rerun_resumes_and_says_so(tmp_path):
     assert len(recs) == 4 and len({r["id"] for r in recs}) == 4
     res = CliRunner().invoke(app, args)
     assert "4 of 4 dialogues were already in" in res.output and "nothing new to play" in res.output
-    assert len((out / "dialogues.jsonl").read_text().splitlines()) == 4
+    assert len((out / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()) == 4
 
 
 def test_negotiate_library_refuses_other_settings_and_overwrites(tmp_path):
@@ -133,7 +133,7 @@ def test_negotiate_library_refuses_other_settings_and_overwrites(tmp_path):
     new = negotiate("rule:aggressive", "rule:passive", items, max_turns=10, out=out, progress=False, overwrite=True)
     assert len(new) == 4 and {r["run"]["max_turns"] for r in new} == {10}
     assert len(read_records(out / "dialogues.jsonl")) == 4
-    (tmp_path / "file").write_text("x")
+    (tmp_path / "file").write_text("x", encoding="utf-8")
     with pytest.raises(NegolensError, match="is a file"):
         negotiate("rule", "rule", items, out=tmp_path / "file", progress=False)
 
@@ -143,7 +143,7 @@ def test_train_sft_out_a_file_fails_with_exit_2_before_training(tiny_dirs, tmp_p
     from negolens.cli import main
 
     target = tmp_path / "taken"
-    target.write_text("not a folder")
+    target.write_text("not a folder", encoding="utf-8")
     monkeypatch.setattr(sys, "argv", ["negolens", "train", "sft", "--model", str(tiny_dirs["llama"]), "--steps", "2",
                                       "--out", str(target)])
     with pytest.raises(SystemExit) as exit_:
@@ -153,7 +153,7 @@ def test_train_sft_out_a_file_fails_with_exit_2_before_training(tiny_dirs, tmp_p
     err = captured.err.strip()
     assert err.startswith("negolens: error: --out") and "is a file" in err and len(err.splitlines()) == 1
     assert "training examples" not in captured.out  # failed before any data or model work
-    assert target.read_text() == "not a folder"
+    assert target.read_text(encoding="utf-8") == "not a folder"
 
 
 def test_train_sft_rerun_is_a_no_op_and_other_settings_are_refused(tiny_dirs, tmp_path):
@@ -192,7 +192,7 @@ def _fake_craigslist(root, n=6):
             "items": {"Category": ["bike", "bike"], "Images": ["", ""], "Price": [price, price],
                       "Description": ["A bike", "A bike"], "Title": [f"Bike {i}", f"Bike {i}"]}}))
     for name in ("test.jsonl", "validation_dev.jsonl"):
-        (folder / name).write_text("\n".join(lines) + "\n")
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 
 
@@ -241,7 +241,7 @@ def test_grpo_rerun_is_a_no_op_and_more_steps_extend_the_run(tiny_dirs, tmp_path
     messages = []
     longer = run_grpo(GRPORunConfig(**{**cfg.__dict__, "steps": 2}), out, progress=False, log=messages.append)
     assert any("resuming from" in m and "checkpoint-1" in m for m in messages)
-    final = json.loads((out / "final" / "negolens_manifest.json").read_text())
+    final = json.loads((out / "final" / "negolens_manifest.json").read_text(encoding="utf-8"))
     assert final["config"]["steps"] == 2 and [s["step"] for s in final["steps"]] == [1, 2]
     assert final["resumed_from"].endswith("checkpoint-1")
     # the held-out evaluation describes the new final model, not the one-step model
@@ -260,10 +260,10 @@ def test_study_refuses_a_run_folder_made_with_another_config(tmp_path):
 
     run_dir = tmp_path / "results" / "r1"
     (run_dir / "sft-buyer").mkdir(parents=True)
-    (run_dir / "sft-buyer" / ".done.json").write_text("{}")
-    (run_dir / "notes.txt").write_text("mine")
+    (run_dir / "sft-buyer" / ".done.json").write_text("{}", encoding="utf-8")
+    (run_dir / "notes.txt").write_text("mine", encoding="utf-8")
     manifest = {"study": "negolens", "config": to_dict(StudyConfig.quick_preset()), "timings_s": {"sft-buyer": 1.0}}
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     before = (run_dir / "manifest.json").read_bytes()
     logs = []
     with pytest.raises(NegolensError) as err:

@@ -25,7 +25,7 @@ def test_quick_study_runs_every_stage(quick_run):
     run = quick_run
     for stage in STAGES:
         assert (run / stage / ".done.json").is_file(), stage
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["timings_s"]) == set(STAGES) and manifest["versions"]["trl"]
     assert manifest["config"]["quick"] is True
     figures = {p.stem for p in (run / "figures").glob("*.png")}
@@ -33,6 +33,10 @@ def test_quick_study_runs_every_stage(quick_run):
         assert any(f.startswith(name) for f in figures), name
     assert (run / "sft-buyer" / "checkpoint" / "adapter_config.json").is_file()
     assert (run / "grpo" / "final" / "negolens_manifest.json").is_file()
+    # the narrow segment and the choice on validation products (the README's run 23, shorter)
+    assert (run / "grpo" / "narrow" / "final" / "negolens_manifest.json").is_file()
+    chosen = (run / "grpo" / "buyer.txt").read_text(encoding="utf-8").strip()
+    assert (run / "grpo" / "selection" / "selection.csv").is_file() and (run / chosen).is_dir()
 
 
 def test_report_renders_offline(quick_run):

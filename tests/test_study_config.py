@@ -72,3 +72,74 @@ def test_warm_start_is_taught_in_the_dialogues_grpo_plays_and_grpo_starts_from_i
     with pytest.raises(Stop):
         study.stage_grpo(study.dir / "grpo")
     assert seen["grpo"].model == study.bc_buyer
+
+
+def _stage_grpo(tmp_path, monkeypatch, **settings):
+    """Run the study's GRPO stage with every model call stood in for; what each call was given."""
+    import pandas as pd
+
+    import negolens.agents as agents
+    import negolens.training as training
+
+    calls = {"grpo": [], "select": [], "played": []}
+
+    def fake_grpo(cfg, out, **kw):
+        calls["grpo"].append((cfg, out))
+        (out / "final").mkdir(parents=True)
+        return training.GRPOResult(final=out / "final", steps=[], comparison=None, before=[], after=[])
+
+    def fake_choose(cfg, out, **kw):
+        calls["select"].append((cfg, out))
+        chosen = str(out.parent / "narrow" / "checkpoint-1")
+        table = pd.DataFrame({"candidate": [chosen], "n": [1], "reward": [0.0], "reward_ci": [(0.0, 0.0)], "deal": [0.0],
+                              "overshoot": [0.0], "overshoots": [0], "eligible": [True], "chosen": [True]})
+        return training.CheckpointChoice(table=table, chosen=chosen, scenarios=[])
+
+    monkeypatch.setattr(training, "run_grpo", fake_grpo)
+    monkeypatch.setattr(training, "choose_checkpoint", fake_choose)
+    monkeypatch.setattr(training, "play", lambda ref, *a, **kw: calls["played"].append(str(ref)) or [])
+    monkeypatch.setattr(agents, "split_scenarios", lambda *a, **kw: [])
+    monkeypatch.setattr(agents, "summarize", lambda recs, *a, **kw: pd.DataFrame({"n": [0]}))
+    study = Study(StudyConfig(**settings), tmp_path / "run", log=lambda m: None)
+    study.stage_grpo(study.dir / "grpo")
+    return study, calls
+
+
+def test_grpo_stage_adds_the_narrow_segment_and_plays_the_buyer_chosen_on_validation(tmp_path, monkeypatch):
+    study, calls = _stage_grpo(tmp_path, monkeypatch)
+    c, grpo = study.cfg, study.dir / "grpo"
+    (first, out1), (narrow, out2) = calls["grpo"]
+    assert first.model == study.bc_buyer and out1 == grpo and first.curriculum == "mutual"
+    assert out2 == grpo / "narrow" and narrow.model == str(grpo / "final") and narrow.curriculum == "narrow"
+    assert (narrow.steps, narrow.save_every, narrow.eval_products, narrow.seed) == (c.narrow_steps, 1, 0, c.seed + 1)
+    # every other setting is the first segment's (the recipe's levers too)
+    assert {k: v for k, v in dataclasses.asdict(narrow).items() if getattr(first, k) != v}.keys() == {
+        "model", "curriculum", "steps", "save_every", "eval_products", "seed"}
+    (select, out3), = calls["select"]
+    assert out3 == grpo / "selection" and select.candidates == (str(grpo / "final"), str(grpo / "narrow"))
+    assert select.played == (str(grpo),) and select.all_conflicting and select.products == c.select_products == 32
+    assert (select.teacher_products, select.teacher_seed) == (c.bc.teacher_products, c.bc.seed)
+    assert (select.max_turns, select.announce_turns, select.max_utterance_tokens, select.source) == (
+        first.max_turns, first.announce_turns, first.max_utterance_tokens, first.source)
+    chosen = str(grpo / "narrow" / "checkpoint-1")
+    assert calls["played"] == [c.model, study.sft_buyer, study.bc_buyer, chosen]  # the GRPO row is the chosen buyer
+    assert (grpo / "buyer.txt").read_text(encoding="utf-8").strip() == "grpo/narrow/checkpoint-1"
+
+
+@pytest.mark.parametrize("settings, buyer", [({"select_products": 0}, "grpo/narrow/final"),
+                                              ({"narrow_steps": 0}, "grpo/final")])
+def test_grpo_stage_without_the_choice_or_the_narrow_segment(tmp_path, monkeypatch, settings, buyer):
+    study, calls = _stage_grpo(tmp_path, monkeypatch, **settings)
+    assert len(calls["grpo"]) == (2 if settings.get("narrow_steps", 2) else 1) and not calls["select"]
+    assert calls["played"][-1] == str(study.dir / buyer)
+    assert (study.dir / "grpo" / "buyer.txt").read_text(encoding="utf-8").strip() == buyer
+
+
+def test_presets_set_the_narrow_segment_and_the_choice():
+    from negolens.errors import NegolensError
+
+    q, gpu = StudyConfig.quick_preset(), StudyConfig.gpu_preset()
+    assert (q.narrow_steps, q.select_products, q.select_conflicting) == (1, 4, False)
+    assert (gpu.narrow_steps, gpu.select_products) == (36, 0)  # at that scale no training product is left unplayed
+    with pytest.raises(NegolensError, match="at least 0"):
+        StudyConfig(narrow_steps=-1)

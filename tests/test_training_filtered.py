@@ -32,7 +32,7 @@ def test_reward_filtered_examples_train_exactly_the_sampled_tokens_of_the_best_r
     for k, r in enumerate(recs):
         r["metrics"]["reward"], r["training_reward"] = [0.5, -1.0, 0.0, 0.2][k], 9.0
     (tmp_path / "run" / "rollouts").mkdir(parents=True)
-    (tmp_path / "run" / "rollouts" / "step00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (tmp_path / "run" / "rollouts" / "step00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
     best = best_rollouts(read_rollouts(tmp_path / "run"), min_reward=0.0)
     assert [r["id"] for r in best] == [recs[0]["id"], recs[3]["id"]]
     examples = rollout_examples(tiny_llama, best)
@@ -57,13 +57,13 @@ def test_train_filtered_verb_trains_the_start_model_on_the_kept_rollouts(tiny_di
     for k, r in enumerate(recs):
         r["metrics"]["reward"] = [0.5, -1.0, 0.0, 0.2][k]
     (tmp_path / "run" / "rollouts").mkdir(parents=True)
-    (tmp_path / "run" / "rollouts" / "step00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (tmp_path / "run" / "rollouts" / "step00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
     args = ["train", "filtered", "--model", str(tiny_dirs["llama"]), "--runs", str(tmp_path / "run"),
             "--min-reward", "0.1", "--steps", "2", "--batch-size", "1", "--lr", "1e-2", "--out", str(tmp_path / "out")]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "4 rollouts, 2 with reward > 0.1" in first.output
-    manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text(encoding="utf-8"))
     assert manifest["filtered"] == {"runs": [str(tmp_path / "run")], "teacher": None, "role": "buyer",
                                     "min_reward": 0.1, "rollouts": 4, "kept": 2}
     trained = negolens.load(str(tmp_path / "out"))
@@ -92,7 +92,7 @@ def test_negotiation_runs_on_training_products_are_filtered_like_rollouts(tiny_d
     for k, r in enumerate(train_recs):
         r["metrics"]["reward"] = [0.5, -1.0, 0.4, 0.2][k]
     (tmp_path / "neg").mkdir()
-    (tmp_path / "neg" / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_recs))
+    (tmp_path / "neg" / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_recs), encoding="utf-8")
     assert [r["id"] for r in read_rollouts(tmp_path / "neg")] == [r["id"] for r in train_recs]
     assert heldout_dialogues(train_recs) == []
     assert heldout_dialogues([{"scenario": {"id": "x", "source": "agreemate"}}]) == []  # no split of ours
@@ -101,14 +101,14 @@ def test_negotiation_runs_on_training_products_are_filtered_like_rollouts(tiny_d
     with pytest.raises(SystemExit) as done:
         main(args)
     assert done.value.code == 0, capsys.readouterr().err
-    manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text(encoding="utf-8"))
     assert manifest["filtered"]["kept"] == 2 and manifest["filtered"]["rollouts"] == 4
 
     held = _records(tiny_llama, scenarios=split_scenarios("builtin", "test", 1))
     held[0]["metrics"]["reward"] = 0.9
     assert [r["id"] for r in heldout_dialogues(train_recs + held)] == [held[0]["id"]]
     (tmp_path / "mixed").mkdir()
-    (tmp_path / "mixed" / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_recs + held))
+    (tmp_path / "mixed" / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_recs + held), encoding="utf-8")
     with pytest.raises(SystemExit) as done:
         main(args[:5] + [str(tmp_path / "mixed")] + args[6:-1] + [str(tmp_path / "out2")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -120,7 +120,7 @@ def test_negotiation_runs_on_training_products_are_filtered_like_rollouts(tiny_d
     for r in rule:
         r["metrics"]["reward"] = 0.5
     (tmp_path / "rule").mkdir()
-    (tmp_path / "rule" / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rule))
+    (tmp_path / "rule" / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rule), encoding="utf-8")
     with pytest.raises(SystemExit) as done:
         main(args[:5] + [str(tmp_path / "rule")] + args[6:-1] + [str(tmp_path / "out3")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -260,7 +260,7 @@ def test_train_filtered_with_a_teacher_trains_on_its_dialogues(tiny_dirs, tmp_pa
     args = _teacher_args(tiny_dirs["qwen2"], tmp_path / "out", "--teacher", "target", "--teacher-products", "3")
     captured = _train(args, capsys)
     assert "teacher target (buyer): 3 dialogues on training products" in captured.out
-    manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "negolens_manifest.json").read_text(encoding="utf-8"))
     assert manifest["filtered"]["teacher"] == "target" and manifest["filtered"]["kept"] == 3
     with pytest.raises(SystemExit) as done:
         main(args[:4] + args[6:-1] + [str(tmp_path / "none")])
@@ -310,7 +310,7 @@ def test_train_filtered_role_seller_trains_a_seller_and_refuses_what_it_cannot_u
     captured = _train(_teacher_args(tiny_dirs["llama"], tmp_path / "seller", "--role", "seller", "--teacher", "rule",
                                     "--teacher-products", "2"), capsys)
     assert "teacher rule (seller): 2 dialogues on training products, deal rate" in captured.out
-    manifest = json.loads((tmp_path / "seller" / "negolens_manifest.json").read_text())
+    manifest = json.loads((tmp_path / "seller" / "negolens_manifest.json").read_text(encoding="utf-8"))
     assert manifest["filtered"]["role"] == "seller" and manifest["config"]["role"] == "seller"
     with pytest.raises(NegolensError, match="teacher dialogues only"):
         FilteredConfig(role="seller", runs=("results/grpo",), teacher="rule")

@@ -121,19 +121,19 @@ def test_grpo_trains_checkpoints_and_resumes(tiny_dirs, tmp_path):
     final = train_grpo(negolens.load(start), cfg, scen, out, progress=False)
     steps = read_steps(out)
     assert [s["step"] for s in steps] == [1, 2] and all(s["dialogues"] == 4 for s in steps)
-    assert len((out / "rollouts" / "step00001.jsonl").read_text().splitlines()) == 4
+    assert len((out / "rollouts" / "step00001.jsonl").read_text(encoding="utf-8").splitlines()) == 4
     assert (out / "checkpoint-2").is_dir()
     for point in ("checkpoint-1", "checkpoint-2", "final"):  # every adapter names the buyer it was trained from
-        conf = json.loads((out / point / "adapter_config.json").read_text())
+        conf = json.loads((out / point / "adapter_config.json").read_text(encoding="utf-8"))
         assert conf["base_model_name_or_path"] == str(Path(start).resolve())
-    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text(encoding="utf-8"))
     assert "negotiation/reward" in state["log_history"][0]
     trained, base = negolens.load(final), negolens.load(start)
     delta = max((a - b).abs().max().item() for a, b in zip(trained.hf.parameters(), base.hf.parameters()))
     assert delta > 0  # the adapter learned something and merges on load
     cfg.steps = 3
     final = train_grpo(negolens.load(start), cfg, scen, out, progress=False)
-    manifest = json.loads((final / "negolens_manifest.json").read_text())
+    manifest = json.loads((final / "negolens_manifest.json").read_text(encoding="utf-8"))
     assert manifest["resumed_from"].endswith("checkpoint-2")
     assert [s["step"] for s in read_steps(out)] == [1, 2, 3]
 
@@ -153,7 +153,7 @@ def test_micro_batches_accumulate_to_the_same_step(tiny_dirs, tmp_path, loss_typ
                             seed=2)  # a seed whose groups differ in reward (a step with no signal updates nothing)
         out = tmp_path / f"micro{micro}"
         finals.append(negolens.load(train_grpo(negolens.load(start), cfg, scen, out, progress=False)))
-        logs.append((out / "rollouts" / "step00001.jsonl").read_text())
+        logs.append((out / "rollouts" / "step00001.jsonl").read_text(encoding="utf-8"))
         assert [s["dialogues"] for s in read_steps(out)] == [4]  # one rollout of the whole step
     assert logs[0] == logs[1]
     deltas = [[a - b for a, b in zip(f.hf.parameters(), base.hf.parameters())] for f in finals]
@@ -188,7 +188,7 @@ def test_grpo_runs_under_accelerate_launch_on_two_cpu_processes(tiny_dirs, tmp_p
     assert res.returncode == 0, res.stderr[-3000:]
     steps = read_steps(out)
     assert [s["step"] for s in steps] == [1, 2] and all(s["dialogues"] == 4 for s in steps)  # 2 processes × 2
-    recs = [json.loads(x) for x in (out / "rollouts" / "step00001.jsonl").read_text().splitlines()]
+    recs = [json.loads(x) for x in (out / "rollouts" / "step00001.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {r["process"] for r in recs} == {0, 1} and len({r["id"] for r in recs}) == 4
     assert (out / "final" / "negolens_manifest.json").is_file()
 
@@ -216,12 +216,10 @@ def test_split_scenarios_builtin_train_and_test_are_disjoint_and_seeded():
         split_scenarios("builtin", "dev")
 
 
+@pytest.mark.needs("data")
 def test_split_scenarios_amazon_and_craigslist_are_disjoint():
     from negolens.agents.scenarios import split_scenarios
-    from negolens.paths import data_dir
 
-    if data_dir() is None:
-        pytest.skip("no data directory")
     for source in ("amazon", "craigslist"):
         train, test = split_scenarios(source, "train"), split_scenarios(source, "test")
         assert train and test and {s.id for s in train}.isdisjoint({s.id for s in test}), source
@@ -280,7 +278,7 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path, branch):
                         curriculum=curriculum, announce_turns=True, branch=branch, loss_type="dr_grpo")
     out = tmp_path / "levers"
     train_grpo(negolens.load(start), cfg, scen, out, progress=False)
-    recs = [json.loads(x) for x in (out / "rollouts" / "step00001.jsonl").read_text().splitlines()]
+    recs = [json.loads(x) for x in (out / "rollouts" / "step00001.jsonl").read_text(encoding="utf-8").splitlines()]
     sellers = [r["seller"]["personality"] for r in recs]
     assert sellers[0] == sellers[1] and sellers[2] == sellers[3] and set(sellers) == {"aggressive", "passive"}
     assert {r["scenario"]["id"] for r in recs} <= {s.id for s in order[:2]}  # the curriculum's first, not shuffled
@@ -345,7 +343,7 @@ def test_checkpoints_of_a_run_from_an_sft_adapter_load_as_the_trained_policy(tin
     out = tmp_path / "grpo"
     final = train_grpo(negolens.load(str(sft)), cfg, load_scenarios("builtin", 2), out, progress=False)
     for point in (out / "checkpoint-1", final):
-        conf = json.loads((point / "adapter_config.json").read_text())
+        conf = json.loads((point / "adapter_config.json").read_text(encoding="utf-8"))
         assert conf["base_model_name_or_path"] == str(Path(sft).resolve())
     a, b = negolens.load(str(out / "checkpoint-1")), negolens.load(str(final))
     assert all(torch.equal(x, y) for x, y in zip(a.hf.parameters(), b.hf.parameters()))

@@ -21,7 +21,7 @@ def _fake_run(folder, scenarios):
     """A GRPO run folder whose rollouts played ``scenarios`` (only the fields selection reads)."""
     (folder / "rollouts").mkdir(parents=True)
     lines = [json.dumps({"id": f"{i:05d}", "scenario": {"id": s.id}}) for i, s in enumerate(scenarios)]
-    (folder / "rollouts" / "step00001.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "rollouts" / "step00001.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
 
@@ -53,7 +53,7 @@ def test_pick_prefers_reward_within_the_overshoot_bound_then_the_lowest_overshoo
 
 def _model(folder):
     folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_config.json").write_text("{}", encoding="utf-8")
 
 
 def test_checkpoint_folders_expand_a_run_by_step_and_keep_final_once(tmp_path):
@@ -62,7 +62,7 @@ def test_checkpoint_folders_expand_a_run_by_step_and_keep_final_once(tmp_path):
         _model(run / name)
     (run / "checkpoint-x").mkdir()
     (run / "checkpoint-16").mkdir()  # being written: no model in it yet
-    (run / "final" / "negolens_manifest.json").write_text(json.dumps({"config": {"steps": 12}}))
+    (run / "final" / "negolens_manifest.json").write_text(json.dumps({"config": {"steps": 12}}), encoding="utf-8")
     assert [p.split("/")[-1] for p in checkpoint_folders(run)] == ["checkpoint-4", "checkpoint-8", "final"]
     _model(run / "checkpoint-20")  # an extension under way: final/ is still step 12, so it is not the last
     assert [p.split("/")[-1] for p in checkpoint_folders(run)] == ["checkpoint-4", "checkpoint-8", "final",
@@ -89,7 +89,7 @@ def test_choose_checkpoint_plays_every_candidate_on_the_same_validation_products
     assert choice.chosen == cands[pick(table, 0.5)] and table.chosen.sum() == 1
     assert not {s.id for s in choice.scenarios} & {s.id for s in train[:2]}
     files = sorted((out / "candidates").glob("*/dialogues.jsonl"))
-    ids = [sorted(json.loads(line)["id"] for line in f.read_text().splitlines()) for f in files]
+    ids = [sorted(json.loads(line)["id"] for line in f.read_text(encoding="utf-8").splitlines()) for f in files]
     assert len(ids) == 3 and ids[0] == ids[1] == ids[2]  # paired: the same products, the same ids
     saved = pd.read_csv(out / "selection.csv")
     assert list(saved.candidate) == list(cands) and saved.reward.tolist() == pytest.approx(table.reward.tolist())
@@ -107,7 +107,7 @@ def test_a_candidate_run_is_kept_out_of_validation_and_played_as_it_trained(tiny
     run = _fake_run(tmp_path / "grpo", train[:5])
     shutil.copytree(tiny_dirs["llama"], run / "checkpoint-2")
     (run / "run.json").write_text(json.dumps({"kind": "grpo", "config": {"max_turns": 4, "announce_turns": False,
-                                                                          "max_utterance_tokens": 40}}))
+                                                                          "max_utterance_tokens": 40}}), encoding="utf-8")
     cfg = SelectConfig(candidates=(str(run),), source="builtin", products=3, max_turns=4)  # no --played
     choice = choose_checkpoint(cfg, progress=False, device="cpu")
     assert choice.chosen == str(run / "checkpoint-2")
@@ -190,8 +190,8 @@ def test_choose_checkpoint_passes_all_conflicting_to_the_validation_set(monkeypa
                        max_turns=2)
     choice = choose_checkpoint(cfg, tmp_path / "s", progress=False)
     assert {s.id for s in choice.scenarios} >= {s.id for s in pool if conflicting(s)}
-    recorded = json.loads((tmp_path / "s" / "run.json").read_text())["config"]
+    recorded = json.loads((tmp_path / "s" / "run.json").read_text(encoding="utf-8"))["config"]
     assert recorded["all_conflicting"] is True
     plain = SelectConfig(candidates=("rule",), source="builtin", products=4, max_turns=2)
     choose_checkpoint(plain, tmp_path / "u", progress=False)
-    assert "all_conflicting" not in json.loads((tmp_path / "u" / "run.json").read_text())["config"]
+    assert "all_conflicting" not in json.loads((tmp_path / "u" / "run.json").read_text(encoding="utf-8"))["config"]

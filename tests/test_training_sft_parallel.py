@@ -32,7 +32,7 @@ def test_two_processes_train_what_one_trains(tiny_dirs, tmp_path):
         torch.testing.assert_close(b[k], a[k], rtol=1e-3, atol=1e-5)
     import json
 
-    manifest = json.loads((tmp_path / "two" / "negolens_manifest.json").read_text())
+    manifest = json.loads((tmp_path / "two" / "negolens_manifest.json").read_text(encoding="utf-8"))
     assert manifest["processes"] == 2 and manifest["examples_seen"] == 12
 
 
@@ -62,5 +62,5 @@ def test_fsdp_shards_and_trains_what_one_process_trains(tiny_dirs, tmp_path):
         assert moved  # training changed the weights
         for k in a:
             torch.testing.assert_close(b[k], a[k], rtol=1e-3, atol=1e-5)
-        manifest = json.loads((tmp_path / f"fsdp-{mode}" / "negolens_manifest.json").read_text())
+        manifest = json.loads((tmp_path / f"fsdp-{mode}" / "negolens_manifest.json").read_text(encoding="utf-8"))
         assert manifest["processes"] == 2 and manifest["fsdp"] is True

@@ -53,13 +53,13 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("transcripts")
     negotiate("rule", "rule:aggressive", load_scenarios("builtin", 3), max_turns=6, out=root / "run", progress=False)
     good = root / "run" / "dialogues.jsonl"
-    records = [json.loads(line) for line in good.read_text().splitlines()]
+    records = [json.loads(line) for line in good.read_text(encoding="utf-8").splitlines()]
     paths = {"good": good, "empty": root / "empty.jsonl", "garbage": root / "garbage.jsonl",
              "zero_turn": root / "zero_turn.jsonl", "wrong_shape": root / "wrong_shape.jsonl"}
-    paths["empty"].write_text("")
-    paths["garbage"].write_text("this is not json\n{{{\n")
-    paths["zero_turn"].write_text("".join(json.dumps({**r, "turns": []}) + "\n" for r in records))
-    paths["wrong_shape"].write_text(json.dumps({"dialogue": "no turns key"}) + "\n")
+    paths["empty"].write_text("", encoding="utf-8")
+    paths["garbage"].write_text("this is not json\n{{{\n", encoding="utf-8")
+    paths["zero_turn"].write_text("".join(json.dumps({**r, "turns": []}) + "\n" for r in records), encoding="utf-8")
+    paths["wrong_shape"].write_text(json.dumps({"dialogue": "no turns key"}) + "\n", encoding="utf-8")
     return paths
 
 
@@ -210,7 +210,7 @@ def test_truncated_zoo_cache_entry_says_fetch_force(model_dir, capsys, monkeypat
     name = "smollm2-135m-instruct"
     entry = fetching.cached_path(name)
     shutil.copytree(model_dir, entry)
-    (entry / fetching.MANIFEST).write_text(json.dumps({"name": name}))
+    (entry / fetching.MANIFEST).write_text(json.dumps({"name": name}), encoding="utf-8")
     _truncate(entry / "model.safetensors")
     assert not fetching.is_cached(name) and "model.safetensors" in fetching.cache_problem(name)
     code, _, err = cli(capsys, "models", "info", name)
@@ -225,9 +225,9 @@ def test_manifest_sizes_catch_a_changed_file(model_dir, tmp_path):
 
     folder = tmp_path / "m"
     shutil.copytree(model_dir, folder)
-    (folder / fetching.MANIFEST).write_text(json.dumps({"files": {"config.json": (folder / "config.json").stat().st_size}}))
+    (folder / fetching.MANIFEST).write_text(json.dumps({"files": {"config.json": (folder / "config.json").stat().st_size}}), encoding="utf-8")
     assert fetching.model_files_problem(folder) is None
-    (folder / "config.json").write_text((folder / "config.json").read_text() + " ")
+    (folder / "config.json").write_text((folder / "config.json").read_text(encoding="utf-8") + " ", encoding="utf-8")
     assert "config.json" in fetching.model_files_problem(folder)
 
 

@@ -33,9 +33,9 @@ def point_adapter_at(folder: str | Path, start: str) -> None:
     path = Path(folder) / "adapter_config.json"
     if not path.is_file():
         return
-    conf = json.loads(path.read_text())
+    conf = json.loads(path.read_text(encoding="utf-8"))
     conf["base_model_name_or_path"] = str(Path(start).resolve()) if Path(start).exists() else start
-    path.write_text(json.dumps(conf, indent=2))
+    path.write_text(json.dumps(conf, indent=2), encoding="utf-8")
 
 
 def start_model_callback(out: Path, start: str):

@@ -28,8 +28,9 @@ def check_device(hf, *tensors: torch.Tensor) -> torch.device:
     --------
     >>> import torch
     >>> from negolens.testing import tiny_model
-    >>> check_device(tiny_model().hf, torch.zeros(2, dtype=torch.long))
-    device(type='cpu')
+    >>> hf = tiny_model().hf  # on the CPU, or on $NEGOLENS_DEVICE when that is set
+    >>> check_device(hf, torch.zeros(2, dtype=torch.long, device=model_device(hf))) == model_device(hf)
+    True
     """
     device = model_device(hf)
     for t in tensors:

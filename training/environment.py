@@ -176,9 +176,9 @@ class NegotiationRollout:
         return records, witnesses
 
     def _log(self, step: int, stats: dict, records: list[dict]) -> None:
-        with open(self.out / "rollouts" / f"step{step:05d}.jsonl", "w") as fh:
+        with open(self.out / "rollouts" / f"step{step:05d}.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r) + "\n" for r in records)
-        with open(self.out / "steps.jsonl", "a") as fh:
+        with open(self.out / "steps.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(stats) + "\n")
 
 

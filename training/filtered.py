@@ -177,7 +177,7 @@ def read_rollouts(runs) -> list[dict]:
                                 f"(negolens train grpo --out DIR) or of an LLM buyer's negotiations (negolens "
                                 f"negotiate --buyer MODEL --split train --out DIR)")
         for f in files:
-            out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+            out += [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
     return out
 
 

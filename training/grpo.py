@@ -290,7 +290,7 @@ def train_grpo(model, cfg: GRPORunConfig, scenarios: list, out: str | Path, resu
     manifest = {"kind": "grpo", "base_model": cfg.model, "config": to_dict(cfg), "seconds": seconds,
                 "resumed_from": str(last) if last else None, "steps": read_steps(out),
                 "data": f"{cfg.source} train split ({len(scenarios)} products)"}
-    (final / "negolens_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (final / "negolens_manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     return final
 
 

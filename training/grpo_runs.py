@@ -49,7 +49,7 @@ def run_identity(cfg: GRPORunConfig, scenarios: list) -> dict:
 def trained_steps(out: Path) -> int | None:
     """The step count of the finished model in ``out/final`` (its manifest), ``None`` if there is none."""
     path = out / "final" / "negolens_manifest.json"
-    return json.loads(path.read_text())["config"]["steps"] if path.is_file() else None
+    return json.loads(path.read_text(encoding="utf-8"))["config"]["steps"] if path.is_file() else None
 
 
 def check_steps(out: Path, cfg: GRPORunConfig) -> int | None:

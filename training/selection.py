@@ -193,7 +193,7 @@ def _check_as_trained(config: "SelectConfig", runs: list[Path]) -> None:
     """Refuse to play a candidate with other turns, deadline notes or message caps than its run trained with."""
     for run in runs:
         path = run / "run.json"
-        trained = json.loads(path.read_text()).get("config", {}) if path.is_file() else {}
+        trained = json.loads(path.read_text(encoding="utf-8")).get("config", {}) if path.is_file() else {}
         for key in ("max_turns", "announce_turns", "max_utterance_tokens"):
             if key in trained and trained[key] != getattr(config, key):
                 flag = "--" + key.replace("_", "-")

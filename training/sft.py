@@ -172,7 +172,7 @@ def _digest(examples: list[Example]) -> str:
 def _trained(out: str | Path, resuming: bool) -> dict | None:
     """The manifest of a finished checkpoint in ``out`` that belongs to this run, else ``None``."""
     path = Path(out) / MANIFEST
-    return json.loads(path.read_text()) if resuming and path.is_file() else None
+    return json.loads(path.read_text(encoding="utf-8")) if resuming and path.is_file() else None
 
 
 def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Example], out: str | Path,
@@ -285,11 +285,11 @@ def _save(model, hf, cfg: SFTConfig, out, curve, state, stats) -> Path:
     model.tokenizer.save_pretrained(out)
     if cfg.mode != "full":  # the adapter must find its base by a reference negolens can load
         path = out / "adapter_config.json"
-        conf = json.loads(path.read_text())
+        conf = json.loads(path.read_text(encoding="utf-8"))
         conf["base_model_name_or_path"] = cfg.model
-        path.write_text(json.dumps(conf, indent=2))
+        path.write_text(json.dumps(conf, indent=2), encoding="utf-8")
     manifest = {"kind": "sft", "base_model": cfg.model, "config": to_dict(cfg), "eval_curve": curve, **stats}
-    (out / "negolens_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (out / "negolens_manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     return out
 
 
@@ -364,7 +364,7 @@ def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = Non
     if not train:
         raise NegolensError("no training examples (all longer than max_tokens?)")
     path = _fit(model, config, train, held, out, progress, notes)
-    manifest = json.loads((path / "negolens_manifest.json").read_text())
+    manifest = json.loads((path / "negolens_manifest.json").read_text(encoding="utf-8"))
     for point in manifest["eval_curve"]:
         say(f"step {point['step']:>4}: held-out loss {point['eval_loss']:.3f}")
     say(f"{manifest['tokens_per_s']:.0f} tokens/s; checkpoint: {path}")

@@ -14,8 +14,11 @@ command skips finished stages, and the negotiation runner inside a stage resumes
    the seller's concessions, on training products (``negolens train filtered --teacher
    extrapolate``; :data:`~negolens.training.WARM_START`; cloned from the studied model, not
    the SFT buyer, whose habit of naming the list price a clone keeps);
-7. ``grpo`` — the RLVR buyer, GRPO from the warm start (:data:`~negolens.training.RECIPE`);
-   untuned / SFT / BC / GRPO compared on held-out AmazonHistoryPrice products;
+7. ``grpo`` — the RLVR buyer, GRPO from the warm start (:data:`~negolens.training.RECIPE`),
+   then ``narrow_steps`` on the narrowest zones of agreement and the buyer chosen among the
+   checkpoints on validation products (``grpo/selection``; the README's run 23, shorter);
+   untuned / SFT / BC / GRPO (the chosen buyer, named in ``grpo/buyer.txt``) compared on
+   held-out AmazonHistoryPrice products;
 8. ``figures`` and ``report.html`` — regenerated from the saved results alone.
 
 Each stage calls the same public library function as its CLI verb and saves with the verb's
@@ -99,7 +102,7 @@ class Study:
             getattr(self, "stage_" + stage.replace("-", "_"))(self.dir / stage)
             seconds = round(time.perf_counter() - t0, 1)
             timings[stage] = seconds
-            (self.dir / stage / ".done.json").write_text(json.dumps({"seconds": seconds}))
+            (self.dir / stage / ".done.json").write_text(json.dumps({"seconds": seconds}), encoding="utf-8")
             self._write_manifest(timings)
             self.log(f"[{stage}] {seconds:.0f} s")
         self._write_manifest(timings)
@@ -107,7 +110,7 @@ class Study:
 
     def _manifest(self) -> dict:
         path = self.dir / "manifest.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
     def _write_manifest(self, timings: dict) -> None:
         import torch
@@ -122,7 +125,7 @@ class Study:
                          "transformer_lens": getattr(transformer_lens, "__version__", "?")},
             "timings_s": timings, "total_s": round(sum(timings.values()), 1),
         }
-        (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
     # -- models --------------------------------------------------------------------------
     @property
@@ -260,7 +263,8 @@ class Study:
         run_filtered(bc, out / "checkpoint", log=self.log, progress=False, device=c.device, data=self.data)
 
     def stage_grpo(self, out: Path) -> None:
-        """RLVR buyer from the warm start; untuned vs SFT vs BC vs GRPO on held-out products."""
+        """RLVR buyer from the warm start: the recipe's segment, a narrow segment, the buyer chosen on
+        validation products; untuned vs SFT vs BC vs GRPO on held-out products."""
         from dataclasses import replace
 
         import pandas as pd
@@ -270,12 +274,15 @@ class Study:
 
         c = self.cfg
         grpo = replace(c.grpo, model=self.bc_buyer)
-        result = run_grpo(grpo, out, data=self.data, log=self.log, device=c.device)
+        buyer = str(run_grpo(grpo, out, data=self.data, log=self.log, device=c.device).final)
+        if c.narrow_steps:
+            buyer = self._narrow_and_choose(grpo, buyer, out)
+        (out / "buyer.txt").write_text(str(Path(buyer).relative_to(self.dir)) + "\n", encoding="utf-8")
         held = split_scenarios(grpo.source, "test", c.grpo.eval_products, data=self.data, seed=c.seed)
         rows = []
         for label, folder in (("untuned", "eval-untuned"), ("SFT", "eval-sft"), ("BC", "eval-start"),
                               ("GRPO", "eval-final")):
-            ref = {"untuned": c.model, "SFT": self.sft_buyer, "BC": self.bc_buyer, "GRPO": result.final}[label]
+            ref = {"untuned": c.model, "SFT": self.sft_buyer, "BC": self.bc_buyer, "GRPO": buyer}[label]
             recs = play(ref, held, "rule", out / folder, max_turns=grpo.max_turns, seed=c.seed, progress=False,
                         device=c.device, announce_turns=grpo.announce_turns,
                         max_utterance_tokens=grpo.max_utterance_tokens)
@@ -283,6 +290,31 @@ class Study:
             t.insert(0, "model", label)
             rows.append(t)
         pd.concat(rows).to_csv(out / "model_comparison.csv", index=False)
+
+    def _narrow_and_choose(self, grpo, first: str, out: Path) -> str:
+        """Run 23's last two parts: ``narrow_steps`` GRPO steps on the narrowest zones of agreement from
+        ``first`` (into ``out/narrow``), then the buyer chosen among ``first`` and that segment's
+        checkpoints on validation products (``out/selection``); the segment's final buyer when
+        ``select_products`` is 0."""
+        from dataclasses import replace
+
+        from negolens.training import SelectConfig, choose_checkpoint, run_grpo
+
+        c = self.cfg
+        narrow = replace(grpo, model=first, curriculum="narrow", steps=c.narrow_steps, eval_products=0,
+                         save_every=max(1, c.narrow_steps // 2), seed=c.seed + 1)
+        last = str(run_grpo(narrow, out / "narrow", data=self.data, log=self.log, device=c.device).final)
+        if not c.select_products:
+            return last
+        select = SelectConfig(candidates=(first, str(out / "narrow")), played=(str(out),),
+                              teacher_products=c.bc.teacher_products, teacher_seed=c.bc.seed,
+                              products=c.select_products, all_conflicting=c.select_conflicting, source=grpo.source,
+                              max_turns=grpo.max_turns, announce_turns=grpo.announce_turns,
+                              max_utterance_tokens=grpo.max_utterance_tokens, seed=c.seed)
+        choice = choose_checkpoint(select, out / "selection", data=self.data, device=c.device, progress=False,
+                                   log=self.log)
+        self.log(choice.summary())
+        return choice.chosen
 
     def stage_figures(self, out: Path) -> None:
         """Every figure from the saved tables."""

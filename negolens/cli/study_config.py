@@ -46,11 +46,23 @@ class StudyConfig:
         steps=120, batch_size=4, teacher_products=400, **WARM_START))
     grpo: GRPORunConfig = field(default_factory=lambda: GRPORunConfig(
         steps=8, products_per_step=2, group_size=4, eval_products=16, max_turns=8, save_every=4, **RECIPE))
+    narrow_steps: int = option(2, "GRPO steps on the narrowest zones of agreement (curriculum narrow) after the "
+                               "first segment, from its final buyer, saved halfway too (the README's run 23); 0: none")
+    select_products: int = option(32, "validation products on which the buyer is chosen among the first segment's "
+                                  "final buyer and the narrow segment's checkpoints (train products no rollout and "
+                                  "no teacher played, as `negolens train select`); 0: no choice, the last one")
+    select_conflicting: bool = option(True, "the validation products hold every conflicting-interest product left "
+                                      "(`train select --all-conflicting`); needs select_products at least their number")
 
     def __post_init__(self) -> None:
         for part in (self.sft, self.negotiation, self.attention, self.probes, self.ablation, self.bc, self.grpo):
             if hasattr(part, "seed"):
                 part.seed = self.seed
+        if self.narrow_steps < 0 or self.select_products < 0:
+            from negolens.errors import NegolensError
+
+            raise NegolensError(f"narrow_steps and select_products are at least 0 (0: none); got "
+                                f"{self.narrow_steps} and {self.select_products}")
 
     @classmethod
     def quick_preset(cls, **kw) -> "StudyConfig":
@@ -68,6 +80,8 @@ class StudyConfig:
                    bc=FilteredConfig.quick(**WARM_START),
                    grpo=GRPORunConfig.quick(steps=2, products_per_step=1, group_size=2, eval_products=3, max_turns=4,
                                             **RECIPE),
+                   # four validation products cannot hold every conflicting one left (about 40 here)
+                   narrow_steps=1, select_products=4, select_conflicting=False,
                    **{"preset": "quick", **kw})
 
     @classmethod
@@ -79,9 +93,12 @@ class StudyConfig:
         scenarios per negotiation condition decoded 64 at a time, all Craigslist dev dialogues
         for attention and probes, the full offer sweep over every head at 128 decision points
         with 64 re-run negotiations, the warm start cloned from all training products' teacher
-        dialogues (200 steps of 16), and GRPO for 300 steps of 4 products × 8 negotiations with
-        100 held-out products. ``device="cuda"``: the study stops at once on a machine without a
-        CUDA GPU instead of running this scale on the CPU.
+        dialogues (200 steps of 16), and GRPO for 300 steps of 4 products × 8 negotiations (then
+        36 on the narrowest zones of agreement) with 100 held-out products. No checkpoint choice
+        (``select_products=0``): the teacher and 1,200 rollout products play every training
+        product, so none is left for validation, and the buyer is the last checkpoint.
+        ``device="cuda"``: the study stops at once on a machine without a CUDA GPU instead of
+        running this scale on the CPU.
 
         Expected time — an ESTIMATE, NOT MEASURED (no run of this preset on a GPU has been
         timed yet): a few hours on one H200 for the default model, dominated by the
@@ -113,6 +130,7 @@ class StudyConfig:
                    bc=FilteredConfig(steps=200, batch_size=16, teacher_products=0, dtype=base.sft.dtype, **WARM_START),
                    grpo=GRPORunConfig(steps=300, products_per_step=4, group_size=8, eval_products=100,
                                       max_turns=base.grpo.max_turns, save_every=25, **RECIPE),
+                   narrow_steps=36, select_products=0,
                    **kw)
 
 

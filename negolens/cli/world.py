@@ -101,7 +101,7 @@ def chat(
     path, k = out / f"chat-{stamp}.jsonl", 1
     while path.exists():
         path, k = out / f"chat-{stamp}-{k}.jsonl", k + 1
-    path.write_text(json.dumps(rec) + "\n")
+    path.write_text(json.dumps(rec) + "\n", encoding="utf-8")
     deal = f" at {format_price(rec['deal_price'])}" if rec["deal_price"] is not None else ""
     typer.echo(f"outcome: {rec['outcome'] or 'unfinished'}{deal}")
     typer.echo(f"transcript: {path}")
