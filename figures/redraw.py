@@ -103,8 +103,8 @@ def _draw(name: str, src: Path, run_dir: Path, dest: Path) -> list[Path]:
         from negolens.training import read_steps
 
         steps = read_steps(src.parent)
-        first = len(steps)  # the study's narrow segment (grpo/narrow), numbered on from the first one's steps
-        steps += [{**rec, "step": first + rec["step"]} for rec in read_steps(src.parent / "narrow")]
+        last = steps[-1]["step"] if steps else 0  # the study's narrow segment (grpo/narrow), numbered on from it
+        steps += [{**rec, "step": last + rec["step"]} for rec in read_steps(src.parent / "narrow")]
         return training.rlvr_curves(steps, dest)
     if name == "model_comparison":
         return negotiation.model_comparison(pd.read_csv(src), dest)

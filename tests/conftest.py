@@ -34,11 +34,6 @@ def _missing(requirement: str) -> bool:
     return importlib.util.find_spec(requirement) is None
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "needs(*requirements): 'cuda', 'data' and/or importable packages; the "
-                                       "test is deselected (and listed) where one is missing")
-
-
 def pytest_collection_modifyitems(config, items):
     keep, dropped = [], []
     for item in items:

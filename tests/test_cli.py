@@ -14,7 +14,7 @@ def test_models_list():
 
 def test_unknown_model_is_one_clear_line():
     proc = subprocess.run(
-        [sys.executable, "-m", "negolens.cli", "models", "fetch", "nope"], capture_output=True, text=True
+        [sys.executable, "-m", "negolens.cli", "models", "fetch", "nope"], capture_output=True, text=True, encoding="utf-8"
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("negolens: error: unknown model 'nope'")
@@ -22,5 +22,5 @@ def test_unknown_model_is_one_clear_line():
 
 
 def test_unknown_bench():
-    proc = subprocess.run([sys.executable, "-m", "negolens.cli", "bench", "nope"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "negolens.cli", "bench", "nope"], capture_output=True, text=True, encoding="utf-8")
     assert proc.returncode == 2 and "known: ablation, dtype, grpo-pass, recorder, runner, sft" in proc.stderr

@@ -33,7 +33,7 @@ def test_two_processes_split_the_work_and_agree_with_one(tiny_dirs, tmp_path):
     env.pop("WORLD_SIZE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(HERE / "distributed_worker.py"), str(tiny_dirs["llama"]), str(tmp_path / "two")]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     two = pickle.loads((tmp_path / "two" / "result.pkl").read_bytes())
     assert two["size"] == 2 and two["split"] == [[0, 2, 4], [1, 3]] and two["left"]  # the group was left

@@ -100,3 +100,17 @@ def test_report_is_self_contained_and_renders_in_chromium(tmp_path):
     assert seen["figures"] == n_png and seen["images_loaded"] == n_png and seen["images_failed"] == 0
     assert seen["views_rendered"] == 1
     assert seen["requests"] == 0 and seen["failed_requests"] == [] and seen["console_errors"] == []
+
+
+def test_rlvr_figure_numbers_the_studys_narrow_segment_on(tmp_path, monkeypatch):
+    from negolens.figures import training
+
+    run = fake_run(tmp_path / "run")
+    (run / "grpo" / "narrow").mkdir()
+    (run / "grpo" / "narrow" / "steps.jsonl").write_text("".join(
+        json.dumps(dict(step=s, reward=0.5, deal_rate=.5, overshoot_rate=0.0, dialogues=8)) + "\n" for s in (1, 2)),
+        encoding="utf-8")
+    seen = []
+    monkeypatch.setattr(training, "rlvr_curves", lambda steps, dest, **kw: seen.append(steps) or [])
+    regenerate(run, log=lambda m: None)
+    assert [s["step"] for s in seen[0]] == [1, 2, 3, 4, 5, 6, 7] and seen[0][-1]["reward"] == 0.5

@@ -50,6 +50,7 @@ def test_gemma3_fetch_load_and_bridge():
     assert model.decode(model.generate([chat], max_new_tokens=8)[0]).strip()
 
 
+@pytest.mark.needs("data")
 def test_smollm2_buyer_negotiates_through_the_protocol(smollm2, tmp_path):
     from negolens.agents.llm_agent import LLMAgent
     from negolens.agents.rule_agent import RuleAgent

@@ -75,10 +75,14 @@ def test_no_public_name_shadows_a_submodule():
     assert not clashes, clashes
 
 
+def _is_mode(node) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and set(node.value) <= set("rwxabt+")
+
+
 def _text_io_without_encoding(tree: ast.AST) -> list[int]:
-    """Lines that read or write a text file without naming its encoding (``read_text``,
-    ``write_text``, ``open``/``Path.open`` in a text mode): those use the locale's, which is ASCII
-    on some machines, so a page with an em dash fails to write there."""
+    """Lines that read or write text without naming its encoding: ``read_text``, ``write_text``,
+    ``open``/``Path.open`` in a text mode, ``subprocess`` calls with ``text=True``. Those use the
+    locale's encoding, which is ASCII on some machines, so a page with an em dash fails there."""
     lines = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or any(k.arg in ("encoding", None) for k in node.keywords):
@@ -87,19 +91,21 @@ def _text_io_without_encoding(tree: ast.AST) -> list[int]:
         name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
         if name in ("read_text", "write_text"):
             lines.append(node.lineno)
-        elif name == "open" and not (isinstance(f, ast.Attribute) and getattr(f.value, "id", "") in ("os", "gzip", "tarfile",
-                                                                                                     "zipfile", "Image")):
+        elif any(k.arg in ("text", "universal_newlines") and getattr(k.value, "value", None) is True for k in node.keywords):
+            lines.append(node.lineno)  # subprocess.run(..., text=True) decodes the output
+        elif name == "open" and (isinstance(f, ast.Name) or getattr(f.value, "id", "") not in (
+                "os", "gzip", "tarfile", "zipfile", "webbrowser", "Image")):
             args = node.args[1:] if isinstance(f, ast.Name) else node.args
             mode = next((k.value for k in node.keywords if k.arg == "mode"), args[0] if args else None)
-            if mode is None or (isinstance(mode, ast.Constant) and "b" not in mode.value):
+            if (mode is None and (isinstance(f, ast.Name) or not args)) or (_is_mode(mode) and "b" not in mode.value):
                 lines.append(node.lineno)
     return lines
 
 
 def test_every_text_file_is_read_and_written_as_utf8():
-    bad = [f"{p.relative_to(ROOT)}:{n}" for layer in FOLDERS.values() for p in layer.rglob("*.py")
-           for n in _text_io_without_encoding(ast.parse(p.read_text(encoding="utf-8")))]
-    bad += [f"{p.relative_to(ROOT)}:{n}" for p in core_files()
-            for n in _text_io_without_encoding(ast.parse(p.read_text(encoding="utf-8")))]
+    files = [p for layer in FOLDERS.values() for p in layer.rglob("*.py")] + core_files() + list((ROOT / "tests").glob("*.py"))
+    bad = [f"{p.relative_to(ROOT)}:{n}" for p in files for n in _text_io_without_encoding(ast.parse(p.read_text(encoding="utf-8")))]
     assert not bad, f"name the encoding (encoding='utf-8') at: {bad}"
-    assert _text_io_without_encoding(ast.parse("open(p, 'w')\np.read_text()\nopen(p, 'rb')\np.open(encoding='utf-8')")) == [1, 2]
+    example = ("open(p, 'w')\np.read_text()\nopen(p, 'rb')\np.open(encoding='utf-8')\nsubprocess.run(c, text=True)\n"
+               "p.open()\nwebbrowser.open('http://x')\nzf.open('a.txt')")
+    assert _text_io_without_encoding(ast.parse(example)) == [1, 2, 5, 6]

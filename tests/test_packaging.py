@@ -30,6 +30,6 @@ def test_wheel_contains_and_imports_every_layer(tmp_path):
         "assert all(m.__file__.startswith(sys.argv[1]) for m in mods), [m.__file__ for m in mods]\n"
         "import negolens.tagging, negolens.cli; print('ok')"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, encoding="utf-8", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

@@ -11,7 +11,7 @@ from negolens.figures.redraw import FIGURES
 from negolens.figures.report import check_in_browser
 from negolens.cli.study import STAGES, StudyConfig, run_study
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("data")]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Study plumbing that needs no model: the conditions it plays and how its config is composed."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -9,6 +10,7 @@ from negolens.analysis import AblationConfig
 from negolens.cli.study import Study, StudyConfig
 from negolens.probes import AttentionConfig, ProbeConfig
 from negolens.training import RECIPE, WARM_START, FilteredConfig, GRPORunConfig, SFTConfig
+from negolens.training.heldout import METRICS
 
 
 def test_conditions_cover_the_matrix_personalities_and_cot(tmp_path):
@@ -97,7 +99,8 @@ def _stage_grpo(tmp_path, monkeypatch, **settings):
 
     monkeypatch.setattr(training, "run_grpo", fake_grpo)
     monkeypatch.setattr(training, "choose_checkpoint", fake_choose)
-    monkeypatch.setattr(training, "play", lambda ref, *a, **kw: calls["played"].append(str(ref)) or [])
+    monkeypatch.setattr(training, "play", lambda ref, *a, **kw: calls["played"].append(str(ref)) or [
+        {"id": "p1", "metrics": {**dict.fromkeys(METRICS, 0.0), "reward": len(calls["played"]) / 4}}])
     monkeypatch.setattr(agents, "split_scenarios", lambda *a, **kw: [])
     monkeypatch.setattr(agents, "summarize", lambda recs, *a, **kw: pd.DataFrame({"n": [0]}))
     study = Study(StudyConfig(**settings), tmp_path / "run", log=lambda m: None)
@@ -110,11 +113,12 @@ def test_grpo_stage_adds_the_narrow_segment_and_plays_the_buyer_chosen_on_valida
     c, grpo = study.cfg, study.dir / "grpo"
     (first, out1), (narrow, out2) = calls["grpo"]
     assert first.model == study.bc_buyer and out1 == grpo and first.curriculum == "mutual"
+    assert first.eval_products == narrow.eval_products == 0  # the stage evaluates the buyer it hands on, once
     assert out2 == grpo / "narrow" and narrow.model == str(grpo / "final") and narrow.curriculum == "narrow"
-    assert (narrow.steps, narrow.save_every, narrow.eval_products, narrow.seed) == (c.narrow_steps, 1, 0, c.seed + 1)
+    assert (narrow.steps, narrow.save_every, narrow.seed) == (c.narrow_steps, 1, c.seed + 1)
     # every other setting is the first segment's (the recipe's levers too)
     assert {k: v for k, v in dataclasses.asdict(narrow).items() if getattr(first, k) != v}.keys() == {
-        "model", "curriculum", "steps", "save_every", "eval_products", "seed"}
+        "model", "curriculum", "steps", "save_every", "seed"}
     (select, out3), = calls["select"]
     assert out3 == grpo / "selection" and select.candidates == (str(grpo / "final"), str(grpo / "narrow"))
     assert select.played == (str(grpo),) and select.all_conflicting and select.products == c.select_products == 32
@@ -124,6 +128,9 @@ def test_grpo_stage_adds_the_narrow_segment_and_plays_the_buyer_chosen_on_valida
     chosen = str(grpo / "narrow" / "checkpoint-1")
     assert calls["played"] == [c.model, study.sft_buyer, study.bc_buyer, chosen]  # the GRPO row is the chosen buyer
     assert (grpo / "buyer.txt").read_text(encoding="utf-8").strip() == "grpo/narrow/checkpoint-1"
+    # eval.json pairs the warm start (BC, the 3rd buyer played: reward 0.75) with the chosen buyer (1.0)
+    reward = next(r for r in json.loads((grpo / "eval.json").read_text(encoding="utf-8")) if r["metric"] == "reward")
+    assert (reward["before"], reward["after"], reward["diff"]) == (0.75, 1.0, 0.25)
 
 
 @pytest.mark.parametrize("settings, buyer", [({"select_products": 0}, "grpo/narrow/final"),
@@ -140,6 +147,20 @@ def test_presets_set_the_narrow_segment_and_the_choice():
 
     q, gpu = StudyConfig.quick_preset(), StudyConfig.gpu_preset()
     assert (q.narrow_steps, q.select_products, q.select_conflicting) == (1, 4, False)
-    assert (gpu.narrow_steps, gpu.select_products) == (36, 0)  # at that scale no training product is left unplayed
+    assert (gpu.narrow_steps, gpu.select_products) == (0, 0)  # at that scale no training product is left unplayed
     with pytest.raises(NegolensError, match="at least 0"):
         StudyConfig(narrow_steps=-1)
+
+
+def test_a_run_recorded_before_the_narrow_segment_resumes_without_it(tmp_path):
+    from negolens.config import to_dict
+    from negolens.errors import NegolensError
+
+    old = Study(StudyConfig(), tmp_path / "run", log=lambda m: None)
+    old.dir.mkdir(parents=True, exist_ok=True)
+    recorded = {k: v for k, v in to_dict(StudyConfig()).items() if k not in ("narrow_steps", "select_products",
+                                                                             "select_conflicting")}
+    (old.dir / "manifest.json").write_text(json.dumps({"config": recorded}), encoding="utf-8")
+    Study(StudyConfig(narrow_steps=0), old.dir, log=lambda m: None).check()  # the same run as recorded
+    with pytest.raises(NegolensError, match="narrow_steps"):
+        Study(StudyConfig(), old.dir, log=lambda m: None).check()

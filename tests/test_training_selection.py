@@ -144,7 +144,7 @@ def test_train_select_cli_prints_the_table_and_the_chosen_folder_last(tmp_path):
     assert lines[-1] in ("rule", "rule:aggressive") and lines[-2].startswith(f"chosen: {lines[-1]}")
     assert (tmp_path / "s" / "selection.csv").is_file()
     bad = subprocess.run([sys.executable, "-m", "negolens.cli", "train", "select", "--candidates", "rule",
-                          "--products", "0"], capture_output=True, text=True)
+                          "--products", "0"], capture_output=True, text=True, encoding="utf-8")
     assert bad.returncode == 2 and bad.stderr.strip().startswith("negolens: error: products must be at least 1")
     assert "Traceback" not in bad.stderr
 

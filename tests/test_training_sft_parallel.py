@@ -17,11 +17,11 @@ def test_two_processes_train_what_one_trains(tiny_dirs, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     one = subprocess.run([sys.executable, str(HERE / "sft_worker.py"), base, str(tmp_path / "one")], env=env,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, encoding="utf-8", timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                           str(HERE / "sft_worker.py"), base, str(tmp_path / "two")], env=env,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, encoding="utf-8", timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     a = load_file(str(tmp_path / "one" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "two" / "adapter_model.safetensors"))
@@ -37,7 +37,7 @@ def test_two_processes_train_what_one_trains(tiny_dirs, tmp_path):
 
 
 def _run(args, env):
-    res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(args, env=env, capture_output=True, text=True, encoding="utf-8", timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
 
 

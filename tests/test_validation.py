@@ -74,13 +74,13 @@ def model_dir(tiny_dirs):
 def test_first_nobody_ends_with_one_line_instead_of_looping(tmp_path):
     # used to spin forever at 100% CPU; the timeout only guards the test run against that hang
     proc = subprocess.run(PY + ["negotiate", "--buyer", "rule", "--seller", "rule", "--n", "2", "--first", "nobody",
-                                "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=600)
+                                "--out", str(tmp_path / "o")], capture_output=True, text=True, encoding="utf-8", timeout=600)
     one_line_error(proc.returncode, proc.stderr, "first speaker", "'nobody'", "buyer, seller")
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):
     proc = subprocess.run(PY + ["negotiate", "--buyer", "rule", "--n", "2", "--budget-guard", "blok", "--debug",
-                                "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=600)
+                                "--out", str(tmp_path / "o")], capture_output=True, text=True, encoding="utf-8", timeout=600)
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "NegolensError" in proc.stderr and "did you mean 'block'" in proc.stderr
 

@@ -44,6 +44,9 @@ from negolens.config import to_dict
 STAGES = ("sft-buyer", "sft-seller", "negotiate", "attention", "probes", "ablation", "bc-buyer", "grpo", "figures",
           "report")
 STEER_ACTS = ("agree", "disagree", "counter-price")  # the acts a steering direction is taken from, in order
+# settings added after runs were recorded, at the value that reproduces those runs (no narrow segment;
+# the choice's settings do nothing without it): such a run resumes with --narrow-steps 0
+LATER_SETTINGS = {"narrow_steps": 0, "select_products": 32, "select_conflicting": True}
 
 
 class Study:
@@ -76,7 +79,8 @@ class Study:
             return
         if not manifest and not any(self.done(s) for s in STAGES):
             return
-        diffs = differences(manifest.get("config", {}), to_dict(self.cfg))
+        recorded = {**LATER_SETTINGS, **manifest.get("config", {})}  # a run made before a setting existed
+        diffs = differences(recorded, to_dict(self.cfg))
         if diffs:
             was, now = describe(diffs)
             raise NegolensError(f"study run {self.dir} was made with {was}; this run has {now}: pass another --run-id "
@@ -270,26 +274,28 @@ class Study:
         import pandas as pd
 
         from negolens.agents import split_scenarios, summarize
-        from negolens.training import play, run_grpo
+        from negolens.training import paired_comparison, play, run_grpo
 
         c = self.cfg
-        grpo = replace(c.grpo, model=self.bc_buyer)
+        grpo = replace(c.grpo, model=self.bc_buyer, eval_products=0)  # the stage evaluates the buyer it hands on
         buyer = str(run_grpo(grpo, out, data=self.data, log=self.log, device=c.device).final)
         if c.narrow_steps:
             buyer = self._narrow_and_choose(grpo, buyer, out)
         (out / "buyer.txt").write_text(str(Path(buyer).relative_to(self.dir)) + "\n", encoding="utf-8")
         held = split_scenarios(grpo.source, "test", c.grpo.eval_products, data=self.data, seed=c.seed)
-        rows = []
+        rows, recs = [], {}
         for label, folder in (("untuned", "eval-untuned"), ("SFT", "eval-sft"), ("BC", "eval-start"),
                               ("GRPO", "eval-final")):
             ref = {"untuned": c.model, "SFT": self.sft_buyer, "BC": self.bc_buyer, "GRPO": buyer}[label]
-            recs = play(ref, held, "rule", out / folder, max_turns=grpo.max_turns, seed=c.seed, progress=False,
-                        device=c.device, announce_turns=grpo.announce_turns,
-                        max_utterance_tokens=grpo.max_utterance_tokens)
-            t = summarize(recs, ["reward", "deal", "overshoot", "bargained_ratio", "protocol_failure"], seed=c.seed)
+            recs[label] = play(ref, held, "rule", out / folder, max_turns=grpo.max_turns, seed=c.seed, progress=False,
+                               device=c.device, announce_turns=grpo.announce_turns,
+                               max_utterance_tokens=grpo.max_utterance_tokens)
+            t = summarize(recs[label], ["reward", "deal", "overshoot", "bargained_ratio", "protocol_failure"],
+                          seed=c.seed)
             t.insert(0, "model", label)
             rows.append(t)
         pd.concat(rows).to_csv(out / "model_comparison.csv", index=False)
+        paired_comparison(recs["BC"], recs["GRPO"], seed=c.seed).to_json(out / "eval.json", orient="records", indent=2)
 
     def _narrow_and_choose(self, grpo, first: str, out: Path) -> str:
         """Run 23's last two parts: ``narrow_steps`` GRPO steps on the narrowest zones of agreement from
@@ -301,7 +307,7 @@ class Study:
         from negolens.training import SelectConfig, choose_checkpoint, run_grpo
 
         c = self.cfg
-        narrow = replace(grpo, model=first, curriculum="narrow", steps=c.narrow_steps, eval_products=0,
+        narrow = replace(grpo, model=first, curriculum="narrow", steps=c.narrow_steps,
                          save_every=max(1, c.narrow_steps // 2), seed=c.seed + 1)
         last = str(run_grpo(narrow, out / "narrow", data=self.data, log=self.log, device=c.device).final)
         if not c.select_products:
@@ -309,7 +315,7 @@ class Study:
         select = SelectConfig(candidates=(first, str(out / "narrow")), played=(str(out),),
                               teacher_products=c.bc.teacher_products, teacher_seed=c.bc.seed,
                               products=c.select_products, all_conflicting=c.select_conflicting, source=grpo.source,
-                              max_turns=grpo.max_turns, announce_turns=grpo.announce_turns,
+                              seller=grpo.seller.split(",")[0], max_turns=grpo.max_turns, announce_turns=grpo.announce_turns,
                               max_utterance_tokens=grpo.max_utterance_tokens, seed=c.seed)
         choice = choose_checkpoint(select, out / "selection", data=self.data, device=c.device, progress=False,
                                    log=self.log)

@@ -93,12 +93,12 @@ class StudyConfig:
         scenarios per negotiation condition decoded 64 at a time, all Craigslist dev dialogues
         for attention and probes, the full offer sweep over every head at 128 decision points
         with 64 re-run negotiations, the warm start cloned from all training products' teacher
-        dialogues (200 steps of 16), and GRPO for 300 steps of 4 products × 8 negotiations (then
-        36 on the narrowest zones of agreement) with 100 held-out products. No checkpoint choice
-        (``select_products=0``): the teacher and 1,200 rollout products play every training
-        product, so none is left for validation, and the buyer is the last checkpoint.
-        ``device="cuda"``: the study stops at once on a machine without a CUDA GPU instead of
-        running this scale on the CPU.
+        dialogues (200 steps of 16), and GRPO for 300 steps of 4 products × 8 negotiations with
+        100 held-out products. No narrow segment and no checkpoint choice (``narrow_steps=0``):
+        the teacher plays every training product, so none is left to validate on, and a narrow
+        segment without the choice hands on its last checkpoint (run 23's was the worst of its
+        candidates on validation). ``device="cuda"``: the study stops at once on a machine
+        without a CUDA GPU instead of running this scale on the CPU.
 
         Expected time — an ESTIMATE, NOT MEASURED (no run of this preset on a GPU has been
         timed yet): a few hours on one H200 for the default model, dominated by the
@@ -130,7 +130,7 @@ class StudyConfig:
                    bc=FilteredConfig(steps=200, batch_size=16, teacher_products=0, dtype=base.sft.dtype, **WARM_START),
                    grpo=GRPORunConfig(steps=300, products_per_step=4, group_size=8, eval_products=100,
                                       max_turns=base.grpo.max_turns, save_every=25, **RECIPE),
-                   narrow_steps=36, select_products=0,
+                   narrow_steps=0, select_products=0,
                    **kw)
 
 
