@@ -117,16 +117,19 @@ class Study:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
     def _write_manifest(self, timings: dict) -> None:
-        import torch
-        import transformer_lens
-        import transformers
-        import trl
+        from importlib.metadata import PackageNotFoundError, version
+
+        def installed(name: str) -> str:  # the distribution's version (TransformerLens has no __version__)
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return "?"
 
         manifest = {
             "study": "negolens", "config": to_dict(self.cfg), "seed": self.cfg.seed,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "transformers": transformers.__version__, "trl": trl.__version__,
-                         "transformer_lens": getattr(transformer_lens, "__version__", "?")},
+            "versions": {"python": platform.python_version(),
+                         **{name.replace("-", "_"): installed(name) for name in (
+                             "negolens", "torch", "transformers", "trl", "transformer-lens", "peft")}},
             "timings_s": timings, "total_s": round(sum(timings.values()), 1),
         }
         (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
