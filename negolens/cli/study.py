@@ -81,8 +81,8 @@ class Study:
             return
         recorded = {**LATER_SETTINGS, **manifest.get("config", {})}  # a run made before a setting existed
         diffs = differences(recorded, to_dict(self.cfg))
-        if diffs:
-            was, now = describe(diffs)
+        if diffs:  # every differing top-level setting (the command-line options) is named, up to 12
+            was, now = describe(diffs, limit=min(max(6, sum("." not in k for k, _, _ in diffs)), 12))
             raise NegolensError(f"study run {self.dir} was made with {was}; this run has {now}: pass another --run-id "
                                 "for a new run, or --overwrite to delete this one and start again")
 
