@@ -229,3 +229,58 @@ def test_limit_rules_make_human_numbers_hard_limits():
     assert match_limits(trs, "target") == trs
     with pytest.raises(NegolensError, match="limits"):
         SFTConfig(limits="wish")
+
+
+def test_hindsight_limits_are_the_prices_the_humans_bargained_between():
+    """``hindsight``: every buyer's budget is the highest price it named and its aim its first
+    price, every seller's cost the lowest price it named — so the limits bind (some turn sits
+    exactly on them) and nobody breaks one; sides that named no price keep their numbers."""
+    from dataclasses import replace
+
+    from negolens.agents import example_transcripts
+    from negolens.agents.transcripts import Utterance
+    from negolens.training.data import human_limits, human_openings, match_limits
+
+    trs = example_transcripts(4)
+    quiet = replace(trs[1], id="quiet", turns=[Utterance("buyer", "Is it still available?"),
+                                                Utterance("seller", "Yes, it is.")], deal_price=None)
+    trs = [replace(trs[0], deal_price=trs[0].scenario.buyer_budget * 1.2)] + trs[1:] + [quiet]
+    out = match_limits(trs, "hindsight")
+    assert [t.id for t in out] == [t.id for t in trs] and [t.turns for t in out] == [t.turns for t in trs]
+    named = 0
+    for before, after in zip(trs, out):
+        (top, bottom), (opened, asked) = human_limits(before), human_openings(before)
+        s, b = after.scenario, before.scenario
+        if top is None:
+            assert (s.buyer_budget, s.buyer_target) == (b.buyer_budget, b.buyer_target)
+        else:
+            named += 1
+            assert s.buyer_budget == top and s.buyer_target == opened <= top
+        if bottom is None:
+            assert (s.seller_cost, s.seller_target) == (b.seller_cost, b.seller_target)
+        else:
+            assert s.seller_cost == bottom and s.seller_target == asked >= bottom
+    assert named == len(trs) - 1
+    assert out[0].scenario.buyer_budget == pytest.approx(trs[0].scenario.buyer_budget * 1.2)   # what it paid
+    assert out[0].scenario.buyer_budget != out[0].scenario.buyer_target   # it opened lower
+
+
+def test_aim_limits_take_the_environments_proportions():
+    """``aim``: the target is the aim, the budget aim / 0.8 as in AmazonHistoryPrice, or what the
+    buyer paid where that is more; no human turn breaks a limit."""
+    from dataclasses import replace
+
+    from negolens.agents import example_transcripts
+    from negolens.training.data import AIM_SHARE, human_limits, match_limits
+
+    trs = example_transcripts(4)
+    trs = [replace(trs[0], deal_price=trs[0].scenario.buyer_target * 1.5)] + trs[1:]
+    out = match_limits(trs, "aim")
+    for before, after in zip(trs, out):
+        top, bottom = human_limits(after)
+        s = after.scenario
+        assert s.buyer_target == before.scenario.buyer_target
+        assert s.buyer_budget == pytest.approx(max(s.buyer_target / AIM_SHARE, top), abs=0.01)
+        assert top <= s.buyer_budget and bottom >= s.seller_cost
+    assert out[0].scenario.buyer_budget == pytest.approx(trs[0].scenario.buyer_target * 1.5)   # paid above aim / 0.8
+    assert out[1].scenario.buyer_budget == pytest.approx(trs[1].scenario.buyer_target / AIM_SHARE, abs=0.01)

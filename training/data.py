@@ -31,10 +31,11 @@ from negolens.agents.protocol import Act, TurnRecord, format_action
 IGNORE = -100
 
 
-__all__ = ["IGNORE", "LIMIT_RULES", "Example", "protocol_turns", "human_limits", "match_limits", "build_examples",
-           "first_examples", "collate"]
+__all__ = ["IGNORE", "LIMIT_RULES", "Example", "protocol_turns", "human_limits", "human_openings", "match_limits",
+           "build_examples", "first_examples", "collate"]
 
-LIMIT_RULES = ("target", "cover", "drop")
+LIMIT_RULES = ("target", "cover", "drop", "hindsight", "aim")
+AIM_SHARE = 0.8  # an AmazonHistoryPrice buyer aims at 0.8 x its budget (agents/scenarios.py)
 
 
 @dataclass
@@ -97,6 +98,23 @@ def human_limits(transcript) -> tuple[float | None, float | None]:
     return max(paid["buyer"], default=None), min(paid["seller"], default=None)
 
 
+def human_openings(transcript) -> tuple[float | None, float | None]:
+    """(the first price the buyer named, the first price the seller named); ``None`` for a side
+    that named none.
+
+    Examples
+    --------
+    >>> from negolens.agents import example_transcripts
+    >>> human_openings(example_transcripts(1)[0])   # the buyer opened at $245, the seller at $315
+    (245.0, 315.0)
+    """
+    first: dict[str, float] = {}
+    for role, _text, act, price in _acts(transcript):
+        if act in (Act.OFFER, Act.COUNTER, Act.ACCEPT) and price is not None:
+            first.setdefault(role, price)
+    return first.get("buyer"), first.get("seller")
+
+
 def match_limits(transcripts, rule: str = "target") -> list:
     """Make the private numbers in human dialogues mean what the environment means: hard limits.
 
@@ -114,7 +132,16 @@ def match_limits(transcripts, rule: str = "target") -> list:
         offered or accepted, and lower each seller's cost to the lowest price that seller
         offered or accepted (:func:`human_limits`), so no human turn breaks its stated limit;
         the aim (target) stays. ``drop`` — keep only dialogues where neither side broke its
-        stated limit.
+        stated limit. ``hindsight`` — relabel each side's private numbers with the prices it
+        actually bargained between: the buyer's budget becomes the highest price it offered or
+        accepted and its aim its first price; the seller's cost the lowest price it offered or
+        accepted and its aim its first price (:func:`human_openings`). Every limit then binds, as
+        the environment's hard budget does, and opening at the aim is what the data show; a side
+        that named no price keeps its stated numbers. ``aim`` — the environment's proportions:
+        the human's target becomes the aim (Craigslist buyers often open at it) and the budget
+        the aim / :data:`AIM_SHARE` (the AmazonHistoryPrice buyer aims 20% under its budget), or
+        the highest price the buyer offered or accepted where that is more; the seller's cost
+        as ``cover``.
 
     Returns
     -------
@@ -130,6 +157,12 @@ def match_limits(transcripts, rule: str = "target") -> list:
     (315.0, 330.0)
     >>> match_limits([tr], "drop"), len(match_limits([tr], "target"))
     ([], 1)
+    >>> s = match_limits([tr], "hindsight")[0].scenario   # opened at $245, paid $330
+    >>> s.buyer_target, s.buyer_budget, s.seller_cost, s.seller_target
+    (245.0, 330.0, 315.0, 315.0)
+    >>> s = match_limits(example_transcripts(1), "aim")[0].scenario   # aim $262.50, paid at most $280
+    >>> s.buyer_target, s.buyer_budget, s.seller_cost
+    (262.5, 328.12, 227.5)
     """
     from dataclasses import replace
 
@@ -142,15 +175,30 @@ def match_limits(transcripts, rule: str = "target") -> list:
     for tr in transcripts:
         s = tr.scenario
         top, bottom = human_limits(tr)
+        if rule == "hindsight":
+            out.append(replace(tr, scenario=_relabelled(s, top, bottom, *human_openings(tr))))
+            continue
         broke = (top is not None and top > s.buyer_budget) or (bottom is not None and bottom < s.seller_cost)
         if rule == "drop":
             if not broke:
                 out.append(tr)
             continue
-        scenario = replace(s, buyer_budget=max(s.buyer_budget, top or 0.0),
+        budget = round(s.buyer_target / AIM_SHARE, 2) if rule == "aim" else s.buyer_budget
+        scenario = replace(s, buyer_budget=max(budget, top or 0.0),
                            seller_cost=min(s.seller_cost, bottom if bottom is not None else s.seller_cost))
         out.append(replace(tr, scenario=scenario))
     return out
+
+
+def _relabelled(s, top, bottom, opened, asked):
+    """Scenario ``s`` with the private numbers a human pair bargained between (``hindsight``)."""
+    from dataclasses import replace
+
+    if top is not None:
+        s = replace(s, buyer_budget=top, buyer_target=min(opened if opened is not None else top, top))
+    if bottom is not None:
+        s = replace(s, seller_cost=bottom, seller_target=max(asked if asked is not None else bottom, bottom))
+    return s
 
 
 def build_examples(model, transcripts, role: str = "buyer", max_tokens: int = 512,
