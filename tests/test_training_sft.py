@@ -263,6 +263,11 @@ def test_hindsight_limits_are_the_prices_the_humans_bargained_between():
     assert named == len(trs) - 1
     assert out[0].scenario.buyer_budget == pytest.approx(trs[0].scenario.buyer_budget * 1.2)   # what it paid
     assert out[0].scenario.buyer_budget != out[0].scenario.buyer_target   # it opened lower
+    s = out[1].scenario   # list $60: the buyer offered $42 then $48, the seller asked $54
+    assert (s.buyer_target, s.buyer_budget, s.seller_cost, s.seller_target) == (42.0, 48.0, 54.0, 54.0)
+    only_deal = replace(quiet, deal_price=50.0)   # no turn names a price: the deal price is limit and aim
+    s = match_limits([only_deal], "hindsight")[0].scenario
+    assert (s.buyer_target, s.buyer_budget, s.seller_cost, s.seller_target) == (50.0, 50.0, 50.0, 50.0)
 
 
 def test_aim_limits_take_the_environments_proportions():
@@ -284,3 +289,5 @@ def test_aim_limits_take_the_environments_proportions():
         assert top <= s.buyer_budget and bottom >= s.seller_cost
     assert out[0].scenario.buyer_budget == pytest.approx(trs[0].scenario.buyer_target * 1.5)   # paid above aim / 0.8
     assert out[1].scenario.buyer_budget == pytest.approx(trs[1].scenario.buyer_target / AIM_SHARE, abs=0.01)
+    cheap = replace(trs[2], deal_price=trs[2].scenario.seller_cost * 0.9)   # the seller took less than its cost
+    assert match_limits([cheap], "aim")[0].scenario.seller_cost == pytest.approx(trs[2].scenario.seller_cost * 0.9)

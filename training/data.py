@@ -136,12 +136,13 @@ def match_limits(transcripts, rule: str = "target") -> list:
         actually bargained between: the buyer's budget becomes the highest price it offered or
         accepted and its aim its first price; the seller's cost the lowest price it offered or
         accepted and its aim its first price (:func:`human_openings`). Every limit then binds, as
-        the environment's hard budget does, and opening at the aim is what the data show; a side
-        that named no price keeps its stated numbers. ``aim`` — the environment's proportions:
-        the human's target becomes the aim (Craigslist buyers often open at it) and the budget
-        the aim / :data:`AIM_SHARE` (the AmazonHistoryPrice buyer aims 20% under its budget), or
-        the highest price the buyer offered or accepted where that is more; the seller's cost
-        as ``cover``.
+        the environment's hard budget does, and opening at the aim is what the data show. A side
+        with no price at all keeps its stated numbers; one whose only price is the recorded deal
+        price (no turn named a price the parser reads) gets it as both limit and aim. ``aim`` —
+        the environment's proportions: the human's target stays the aim (Craigslist buyers often
+        open at it) and the budget the aim / :data:`AIM_SHARE` (the AmazonHistoryPrice buyer
+        aims 20% under its budget), or the highest price the buyer offered or accepted where
+        that is more; the seller's cost as ``cover``.
 
     Returns
     -------
@@ -160,7 +161,7 @@ def match_limits(transcripts, rule: str = "target") -> list:
     >>> s = match_limits([tr], "hindsight")[0].scenario   # opened at $245, paid $330
     >>> s.buyer_target, s.buyer_budget, s.seller_cost, s.seller_target
     (245.0, 330.0, 315.0, 315.0)
-    >>> s = match_limits(example_transcripts(1), "aim")[0].scenario   # aim $262.50, paid at most $280
+    >>> s = match_limits(example_transcripts(1), "aim")[0].scenario   # aim $262.50, offered at most $280
     >>> s.buyer_target, s.buyer_budget, s.seller_cost
     (262.5, 328.12, 227.5)
     """
@@ -194,10 +195,10 @@ def _relabelled(s, top, bottom, opened, asked):
     """Scenario ``s`` with the private numbers a human pair bargained between (``hindsight``)."""
     from dataclasses import replace
 
-    if top is not None:
-        s = replace(s, buyer_budget=top, buyer_target=min(opened if opened is not None else top, top))
+    if top is not None:  # opened, asked: among the prices top, bottom are taken over (or None: the deal only)
+        s = replace(s, buyer_budget=top, buyer_target=top if opened is None else opened)
     if bottom is not None:
-        s = replace(s, seller_cost=bottom, seller_target=max(asked if asked is not None else bottom, bottom))
+        s = replace(s, seller_cost=bottom, seller_target=bottom if asked is None else asked)
     return s
 
 

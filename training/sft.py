@@ -80,7 +80,7 @@ class SFTConfig:
                          "(budget raised to what the buyer paid, cost lowered to what the seller took: no turn "
                          "breaks its hard limit) | drop (only dialogues where nobody broke their limit) | hindsight "
                          "(budget = the highest price the buyer named, aim = its first; cost = the lowest the "
-                         "seller named, aim = its first: every limit binds) | aim (the target becomes the aim and the "
+                         "seller named, aim = its first: every limit binds) | aim (the target stays the aim and the "
                          "budget target / 0.8, the environment's ratio, or what the buyer paid if more; cost as cover)")
     announce_turns: bool = option(False, "follow every context message with the turns the human dialogue had "
                                   "left after it (in hindsight), as --announce-turns negotiations show the deadline")
