@@ -20,7 +20,7 @@ about to end, so close now — from the dialogues' own endings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -88,14 +88,22 @@ def human_limits(transcript) -> tuple[float | None, float | None]:
     >>> human_limits(example_transcripts(1)[0])   # the buyer offered $245 and $280, the seller $315
     (280.0, 315.0)
     """
-    paid: dict[str, list[float]] = {"buyer": [], "seller": []}
+    return _limits(_named(transcript), transcript.deal_price)
+
+
+def _named(transcript) -> dict[str, list[float]]:
+    """The prices each role offered, countered or accepted, in the order named."""
+    named: dict[str, list[float]] = {"buyer": [], "seller": []}
     for role, _text, act, price in _acts(transcript):
         if act in (Act.OFFER, Act.COUNTER, Act.ACCEPT) and price is not None:
-            paid[role].append(price)
-    if transcript.deal_price is not None:
-        paid["buyer"].append(transcript.deal_price)
-        paid["seller"].append(transcript.deal_price)
-    return max(paid["buyer"], default=None), min(paid["seller"], default=None)
+            named[role].append(price)
+    return named
+
+
+def _limits(named: dict[str, list[float]], deal_price: float | None) -> tuple[float | None, float | None]:
+    """:func:`human_limits` from the prices named (:func:`_named`) and the recorded deal price."""
+    deal = [] if deal_price is None else [deal_price]
+    return max(named["buyer"] + deal, default=None), min(named["seller"] + deal, default=None)
 
 
 def human_openings(transcript) -> tuple[float | None, float | None]:
@@ -108,11 +116,12 @@ def human_openings(transcript) -> tuple[float | None, float | None]:
     >>> human_openings(example_transcripts(1)[0])   # the buyer opened at $245, the seller at $315
     (245.0, 315.0)
     """
-    first: dict[str, float] = {}
-    for role, _text, act, price in _acts(transcript):
-        if act in (Act.OFFER, Act.COUNTER, Act.ACCEPT) and price is not None:
-            first.setdefault(role, price)
-    return first.get("buyer"), first.get("seller")
+    named = _named(transcript)
+    return _first(named["buyer"]), _first(named["seller"])
+
+
+def _first(prices: list[float]) -> float | None:
+    return prices[0] if prices else None
 
 
 def match_limits(transcripts, rule: str = "target") -> list:
@@ -165,8 +174,6 @@ def match_limits(transcripts, rule: str = "target") -> list:
     >>> s.buyer_target, s.buyer_budget, s.seller_cost
     (262.5, 328.12, 227.5)
     """
-    from dataclasses import replace
-
     from negolens.errors import choice
 
     choice(rule, LIMIT_RULES, "limit rule")
@@ -175,9 +182,11 @@ def match_limits(transcripts, rule: str = "target") -> list:
     out = []
     for tr in transcripts:
         s = tr.scenario
-        top, bottom = human_limits(tr)
+        named = _named(tr)  # the turns are parsed once per dialogue
+        top, bottom = _limits(named, tr.deal_price)
         if rule == "hindsight":
-            out.append(replace(tr, scenario=_relabelled(s, top, bottom, *human_openings(tr))))
+            opened, asked = _first(named["buyer"]), _first(named["seller"])
+            out.append(replace(tr, scenario=_relabelled(s, top, bottom, opened, asked)))
             continue
         broke = (top is not None and top > s.buyer_budget) or (bottom is not None and bottom < s.seller_cost)
         if rule == "drop":
@@ -193,8 +202,6 @@ def match_limits(transcripts, rule: str = "target") -> list:
 
 def _relabelled(s, top, bottom, opened, asked):
     """Scenario ``s`` with the private numbers a human pair bargained between (``hindsight``)."""
-    from dataclasses import replace
-
     if top is not None:  # opened, asked: among the prices top, bottom are taken over (or None: the deal only)
         s = replace(s, buyer_budget=top, buyer_target=top if opened is None else opened)
     if bottom is not None:
