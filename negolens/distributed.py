@@ -13,8 +13,8 @@ whole result in the original order, so the statistics that follow (bootstrap CIs
 tests) see all rows and come out the same as in one process. Only the main process writes the
 output files. Without those variables, or outside :func:`sharded`, every process does all the
 rows — as a GRPO process does with its own rollouts, which must never be split further. The process
-group is created on first use: NCCL when the processes have GPUs, gloo otherwise (the tests run
-two CPU processes with gloo).
+group is created on first use: NCCL when every process of a machine has a GPU of its own, gloo
+otherwise (:func:`backend`; the tests run two CPU processes with gloo).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from typing import Sequence, TypeVar
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "world", "init", "sharded", "active_world", "shard", "gather", "barrier", "is_main", "shutdown",
+from negolens.loading import DEVICE_ENV
+
+__all__ = ["World", "world", "init", "backend", "sharded", "active_world", "shard", "gather", "barrier", "is_main", "shutdown",
            "shutdown_at_exit"]
 
 T = TypeVar("T")
@@ -87,12 +89,33 @@ def init() -> World:
     """
     w = world()
     if w.size > 1 and not dist.is_initialized():
-        use_nccl = torch.cuda.is_available() and torch.cuda.device_count() > w.local_rank
-        dist.init_process_group("nccl" if use_nccl else "gloo", rank=w.rank, world_size=w.size)
-        if use_nccl:
+        name = backend(int(os.environ.get("LOCAL_WORLD_SIZE", w.size)),
+                       torch.cuda.device_count() if torch.cuda.is_available() else 0, os.environ.get(DEVICE_ENV, ""))
+        dist.init_process_group(name, rank=w.rank, world_size=w.size)
+        if name == "nccl":
             torch.cuda.set_device(w.local_rank)
     shutdown_at_exit()
     return world()
+
+
+def backend(local_size: int, gpus: int, device: str = "") -> str:
+    """The process group's backend: ``"nccl"`` when each of the ``local_size`` processes on this
+    machine has a GPU of its own and models go to CUDA, ``"gloo"`` otherwise.
+
+    Every rank must pick the same backend, so the answer depends on nothing that differs between
+    ranks (not the rank itself): with two processes on one GPU, both share it over gloo instead of
+    rank 0 waiting in NCCL for a rank 1 that waits in gloo (the hang this rule fixes). ``device``
+    is ``$NEGOLENS_DEVICE``: ``cpu`` there means CPU tensors, which NCCL cannot carry.
+
+    Examples
+    --------
+    >>> backend(local_size=2, gpus=2), backend(local_size=2, gpus=1), backend(2, 0)
+    ('nccl', 'gloo', 'gloo')
+    >>> backend(local_size=2, gpus=8, device="cpu")
+    'gloo'
+    """
+    on_cpu = device.strip().lower().startswith("cpu")
+    return "nccl" if gpus >= local_size and gpus > 0 and not on_cpu else "gloo"
 
 
 def shutdown_at_exit() -> None:

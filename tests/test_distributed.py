@@ -29,7 +29,7 @@ def test_two_processes_split_the_work_and_agree_with_one(tiny_dirs, tmp_path):
     from distributed_worker import work
 
     one = work(str(tiny_dirs["llama"]), tmp_path / "one")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NEGOLENS_DEVICE": "cpu"}  # CPU processes: gloo
     env.pop("WORLD_SIZE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(HERE / "distributed_worker.py"), str(tiny_dirs["llama"]), str(tmp_path / "two")]
@@ -44,3 +44,34 @@ def test_two_processes_split_the_work_and_agree_with_one(tiny_dirs, tmp_path):
     lines = (folder / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 5 and not list(folder.glob("dialogues.rank*.jsonl"))  # parts merged, then removed
     assert (folder / "run.json").is_file()
+
+
+def test_every_rank_picks_the_same_backend(monkeypatch):
+    """Two processes on one GPU: rank 0 used to join NCCL while rank 1 (no GPU of its own) waited
+    in gloo, and both hung. Every rank now takes the same backend; NCCL only with a GPU each."""
+    import torch
+    import torch.distributed as dist
+
+    import negolens.distributed as nd
+
+    picked = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda name, rank, world_size: picked.append((rank, name)))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: picked.append((i, "set_device")))
+    monkeypatch.delenv("NEGOLENS_DEVICE", raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    for gpus, want in ((1, "gloo"), (2, "nccl")):
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+        picked.clear()
+        for rank in (0, 1):
+            monkeypatch.setenv("RANK", str(rank))
+            monkeypatch.setenv("LOCAL_RANK", str(rank))
+            nd.init()
+        assert [name for _, name in picked if name != "set_device"] == [want, want]
+        assert [r for r, name in picked if name == "set_device"] == ([0, 1] if want == "nccl" else [])
+    monkeypatch.setenv("NEGOLENS_DEVICE", "cpu")  # CPU tensors, whatever the machine has
+    picked.clear()
+    nd.init()
+    assert picked == [(1, "gloo")]

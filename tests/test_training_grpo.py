@@ -184,7 +184,7 @@ def test_grpo_runs_under_accelerate_launch_on_two_cpu_processes(tiny_dirs, tmp_p
            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "negolens.cli", "train", "grpo",
            "--model", str(tiny_dirs["llama"]), "--source", "builtin", "--steps", "2", "--products-per-step", "1",
            "--group-size", "2", "--max-turns", "4", "--eval-products", "0", "--save-every", "2", "--out", str(out)]
-    res = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"})  # gloo, not NCCL
+    res = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1", "NEGOLENS_DEVICE": "cpu"})  # gloo, not NCCL
     assert res.returncode == 0, res.stderr[-3000:]
     steps = read_steps(out)
     assert [s["step"] for s in steps] == [1, 2] and all(s["dialogues"] == 4 for s in steps)  # 2 processes × 2

@@ -14,7 +14,7 @@ HERE = Path(__file__).parent
 
 def test_two_processes_train_what_one_trains(tiny_dirs, tmp_path):
     base = str(tiny_dirs["llama"])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NEGOLENS_DEVICE": "cpu"}  # CPU processes: gloo
     env.pop("WORLD_SIZE", None)
     one = subprocess.run([sys.executable, str(HERE / "sft_worker.py"), base, str(tmp_path / "one")], env=env,
                          capture_output=True, text=True, encoding="utf-8", timeout=600)
@@ -48,7 +48,7 @@ def test_fsdp_shards_and_trains_what_one_process_trains(tiny_dirs, tmp_path):
     import json
 
     base = str(tiny_dirs["llama"])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NEGOLENS_DEVICE": "cpu"}  # CPU processes: gloo
     env.pop("WORLD_SIZE", None)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     for mode, weights in (("full", "model.safetensors"), ("lora", "adapter_model.safetensors")):

@@ -169,6 +169,8 @@ def shard_model(hf) -> None:
     NegolensError
         When the model has no ``get_decoder().layers`` to shard.
     """
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     from negolens.errors import NegolensError
@@ -177,9 +179,12 @@ def shard_model(hf) -> None:
     layers = getattr(base.get_decoder(), "layers", None)
     if layers is None:
         raise NegolensError(f"cannot shard {type(base).__name__}: its decoder has no .layers; train without --fsdp")
+    # the mesh lives where the weights are: left to itself FSDP takes the machine's accelerator,
+    # and a model kept on the CPU of a GPU machine would be sharded over CUDA devices it never uses
+    mesh = init_device_mesh(next(hf.parameters()).device.type, (dist.get_world_size(),))
     for layer in layers:
-        fully_shard(layer)
-    fully_shard(hf)
+        fully_shard(layer, mesh=mesh)
+    fully_shard(hf, mesh=mesh)
 
 
 def full_state_dict(hf) -> dict | None:
