@@ -6,7 +6,8 @@ Launch any negolens script or verb under ``torchrun`` or ``accelerate launch`` (
     torchrun --nproc-per-node 4 -m negolens.cli negotiate --scenarios craigslist-test ...
     accelerate launch --num-processes 4 -m negolens.cli attention --transcripts craigslist-dev ...
 
-Each process loads the model on its own GPU (``device="auto"`` is ``cuda:LOCAL_RANK`` there)
+Each process loads the model on its own GPU (``device="auto"`` is ``cuda:LOCAL_RANK`` there,
+``LOCAL_RANK`` modulo the GPUs when there are fewer GPUs than processes)
 and, inside :func:`sharded` (the verbs above enter it; so can a script), takes every ``size``-th row (:func:`shard`: dialogues to negotiate, transcripts to record
 attention on, decision points to sweep heads at), and :func:`gather` hands every process the
 whole result in the original order, so the statistics that follow (bootstrap CIs, permutation
@@ -99,13 +100,33 @@ def init() -> World:
 
 
 def backend(local_size: int, gpus: int, device: str = "") -> str:
-    """The process group's backend: ``"nccl"`` when each of the ``local_size`` processes on this
-    machine has a GPU of its own and models go to CUDA, ``"gloo"`` otherwise.
+    """The process group's backend, the same on every rank of a launch.
 
-    Every rank must pick the same backend, so the answer depends on nothing that differs between
-    ranks (not the rank itself): with two processes on one GPU, both share it over gloo instead of
-    rank 0 waiting in NCCL for a rank 1 that waits in gloo (the hang this rule fixes). ``device``
-    is ``$NEGOLENS_DEVICE``: ``cpu`` there means CPU tensors, which NCCL cannot carry.
+    ``"nccl"`` when each of the ``local_size`` processes on this machine has a GPU of its own
+    and ``device`` (``$NEGOLENS_DEVICE``) does not send the models to the CPU; ``"gloo"``
+    otherwise. Every rank must pick the same backend, so the answer depends on nothing that
+    differs between the ranks of a machine (not the rank itself): with two processes on one
+    GPU both now join gloo, where rank 0 used to wait in NCCL for a rank 1 that waited in gloo.
+
+    Assumes what torchrun and ``accelerate launch`` set up: every machine of a launch has the
+    same number of GPUs and every process sees all of them (``LOCAL_WORLD_SIZE`` set). To run
+    the processes of a GPU machine on its CPU, set ``NEGOLENS_DEVICE=cpu``; a verb's
+    ``--device cpu`` alone does not reach this choice. Processes sharing a GPU over gloo were
+    tested only with their models on the CPU.
+
+    Parameters
+    ----------
+    local_size : int
+        Processes on this machine (``$LOCAL_WORLD_SIZE``).
+    gpus : int
+        CUDA devices this process sees (0 without CUDA).
+    device : str
+        ``$NEGOLENS_DEVICE`` (``""`` when unset).
+
+    Returns
+    -------
+    str
+        ``"nccl"`` or ``"gloo"``.
 
     Examples
     --------

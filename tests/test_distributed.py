@@ -71,7 +71,14 @@ def test_every_rank_picks_the_same_backend(monkeypatch):
             nd.init()
         assert [name for _, name in picked if name != "set_device"] == [want, want]
         assert [r for r, name in picked if name == "set_device"] == ([0, 1] if want == "nccl" else [])
+    monkeypatch.setenv("WORLD_SIZE", "4")  # two machines of two GPUs: NCCL on all four ranks
+    picked.clear()
+    for rank in range(4):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("LOCAL_RANK", str(rank % 2))
+        nd.init()
+    assert [name for _, name in picked if name != "set_device"] == ["nccl"] * 4
     monkeypatch.setenv("NEGOLENS_DEVICE", "cpu")  # CPU tensors, whatever the machine has
     picked.clear()
     nd.init()
-    assert picked == [(1, "gloo")]
+    assert picked == [(3, "gloo")]

@@ -291,3 +291,66 @@ def test_aim_limits_take_the_environments_proportions():
     assert out[1].scenario.buyer_budget == pytest.approx(trs[1].scenario.buyer_target / AIM_SHARE, abs=0.01)
     cheap = replace(trs[2], deal_price=trs[2].scenario.seller_cost * 0.9)   # the seller took less than its cost
     assert match_limits([cheap], "aim")[0].scenario.seller_cost == pytest.approx(trs[2].scenario.seller_cost * 0.9)
+
+
+def test_mask_digits_drops_the_loss_on_digit_targets_and_nothing_else(tiny_llama):
+    from negolens.agents import example_transcripts
+    from negolens.training.data import mask_digits
+
+    tok = tiny_llama.tokenizer
+    examples = build_examples(tiny_llama, example_transcripts(3), "buyer")
+    before = [list(e.labels) for e in examples]
+    masked = mask_digits(tok, examples)
+    assert [e.labels for e in examples] == before  # the input is not changed
+    dropped = 0
+    for e, m in zip(examples, masked):
+        assert m.input_ids == e.input_ids and (m.dialogue, m.role) == (e.dialogue, e.role)
+        for token, old, new in zip(e.input_ids, e.labels, m.labels):
+            holds_digit = any(ch.isdigit() for ch in tok.decode([token]))
+            assert new == (IGNORE if old == IGNORE or holds_digit else old)
+            dropped += old != IGNORE and holds_digit
+    priced = 0
+    for e, m in zip(examples, masked):
+        target = tok.decode([t for t, label in zip(e.input_ids, e.labels) if label != IGNORE])
+        kept = tok.decode([t for t, label in zip(m.input_ids, m.labels) if label != IGNORE])
+        assert "ACTION:" in kept and not any(ch.isdigit() for ch in kept)  # the words stay, no digit does
+        if any(ch.isdigit() for ch in target):
+            priced += 1
+            assert "$" in kept and len(kept) < len(target)
+    assert priced >= 2 and dropped >= priced
+
+
+@pytest.mark.needs("data")
+def test_run_sft_without_digit_loss_trains_otherwise_and_records_it(tiny_dirs, tmp_path):
+    from negolens.runs import read_run
+    from negolens.training import run_sft
+
+    data = _tiny_data(tmp_path / "data")
+    base = dict(model=str(tiny_dirs["llama"]), steps=2, batch_size=2, eval_every=2, max_tokens=1024,
+                train_dialogues=4, eval_examples=6)
+    full = run_sft(SFTConfig(**base), tmp_path / "full", data=data, progress=False)
+    words = run_sft(SFTConfig(**base, digit_loss=False), tmp_path / "words", data=data, progress=False)
+    assert words.manifest["config"]["digit_loss"] is False and "no loss on digits" in words.manifest["data"]
+    assert words.manifest["train_examples"] == full.manifest["train_examples"]
+    assert words.eval_curve[0]["eval_loss"] != full.eval_curve[0]["eval_loss"]  # held-out loss without digits too
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(tmp_path / d / "adapter_model.safetensors")) for d in ("full", "words"))
+    assert any(not torch.equal(a[k], b[k]) for k in a if "lora_B" in k)  # other targets, other training
+    assert read_run(tmp_path / "words").config["digit_loss"] is False
+    assert "digit_loss" not in read_run(tmp_path / "full").config  # the default is not recorded: older runs resume
+
+
+def test_train_sft_without_digit_loss_trains_on_the_masked_examples(tiny_dirs, tmp_path):
+    from negolens.agents import example_transcripts
+    from negolens.runs import read_run
+    from negolens.training.data import mask_digits
+    from negolens.training.sft import _digest
+
+    model = negolens.load(tiny_dirs["qwen2"])
+    examples = build_examples(model, example_transcripts(3), "buyer")
+    cfg = SFTConfig(model=str(tiny_dirs["qwen2"]), steps=1, batch_size=2, eval_every=1, digit_loss=False)
+    train_sft(model, cfg, examples, examples[:2], tmp_path / "words", progress=False)
+    ident = read_run(tmp_path / "words").config
+    assert ident["train_examples"] == _digest(mask_digits(model.tokenizer, examples)) != _digest(examples)
+    assert ident["eval_examples"] == _digest(mask_digits(model.tokenizer, examples[:2]))

@@ -15,7 +15,8 @@ Building blocks: :func:`build_examples` and :func:`train_sft` (SFT on examples y
 :func:`play`, :func:`paired_comparison`, :func:`format_comparison` and :func:`buyer_table`
 (held-out, paired evaluation of buyers, split by mutual / conflicting interest,
 :mod:`~negolens.training.heldout`); :func:`match_limits` (human budgets made hard limits for
-SFT data), :func:`curriculum_order` and :func:`shaped_reward` (GRPO levers);
+SFT data) and :func:`mask_digits` (SFT on the words, not the numbers), :func:`curriculum_order`
+and :func:`shaped_reward` (GRPO levers);
 :func:`read_rollouts`, :func:`heldout_dialogues`, :func:`best_rollouts` and :func:`rollout_examples`
 (reward-filtered fine-tuning on the best dialogues of GRPO or negotiation runs,
 :mod:`~negolens.training.filtered`; the whole job: :class:`FilteredConfig`, :func:`run_filtered`);
@@ -40,7 +41,7 @@ training played, :mod:`~negolens.training.selection`; :func:`validation_products
 >>> result = run_sft(SFTConfig.quick(role="buyer"), "results/sft-buyer")  # doctest: +SKIP
 """
 
-from negolens.training.data import Example, build_examples, human_limits, match_limits, protocol_turns
+from negolens.training.data import Example, build_examples, human_limits, mask_digits, match_limits, protocol_turns
 from negolens.training.environment import frac_zero_std, shaped_reward
 from negolens.training.cloning import fidelity, next_moves
 from negolens.training.filtered import (FilteredConfig, best_rollouts, heldout_dialogues, read_rollouts,
@@ -57,7 +58,7 @@ from negolens.training.validation import conflicting, played_products, validatio
 from negolens.training.sft import SFTConfig, SFTResult, run_sft, train_sft
 
 __all__ = [
-    "SFTConfig", "SFTResult", "run_sft", "train_sft", "build_examples", "protocol_turns", "Example",
+    "SFTConfig", "SFTResult", "run_sft", "train_sft", "build_examples", "mask_digits", "protocol_turns", "Example",
     "GRPORunConfig", "GRPOResult", "run_grpo", "train_grpo", "read_steps", "buyer_sequence", "step_stats",
     "play", "paired_comparison", "format_comparison", "PHASES", "PhaseRules", "label_phases", "phase_spans",
     "RECIPE", "WARM_START", "match_limits", "human_limits", "curriculum_order", "shaped_reward", "frac_zero_std",

@@ -32,7 +32,7 @@ IGNORE = -100
 
 
 __all__ = ["IGNORE", "LIMIT_RULES", "Example", "protocol_turns", "human_limits", "human_openings", "match_limits",
-           "build_examples", "first_examples", "collate"]
+           "build_examples", "first_examples", "mask_digits", "collate"]
 
 LIMIT_RULES = ("target", "cover", "drop", "hindsight", "aim")
 AIM_SHARE = 0.8  # an AmazonHistoryPrice buyer aims at 0.8 x its budget (agents/scenarios.py)
@@ -273,6 +273,55 @@ def first_examples(model, transcripts, role: str, max_tokens: int, n: int,
             break
         out += build_examples(model, [tr], role, max_tokens, announce_turns)
     return out[:n]
+
+
+def mask_digits(tokenizer, examples: list[Example]) -> list[Example]:
+    """The same examples with no loss on any target token whose text holds a digit.
+
+    For SFT on dialogues whose numbers mean something other than the environment's: a
+    Craigslist buyer's price is a wish it often pays beyond, an AmazonHistoryPrice budget is a
+    hard limit. The model still reads every number in its context and learns the humans' words
+    and moves, but the numbers they named get no direct loss (``negolens train sft
+    --no-digit-loss``; run 25 in the README). Every price of an action line is written in
+    digits (``$1250``) and so masked; a price in words ("fifty bucks") or a "k" after digits
+    keeps its loss.
+
+    Parameters
+    ----------
+    tokenizer
+        The model's tokenizer (decodes each target token once).
+    examples : list of Example
+        From :func:`build_examples`; not changed.
+
+    Returns
+    -------
+    list of Example
+        New examples: the same ids, and ``IGNORE`` labels where a target token holds a digit.
+
+    Examples
+    --------
+    >>> from negolens.testing import tiny_model
+    >>> from negolens.agents import example_transcripts
+    >>> model = tiny_model()
+    >>> examples = build_examples(model, example_transcripts(1), "buyer")
+    >>> masked = mask_digits(model.tokenizer, examples)
+    >>> text = model.tokenizer.decode([t for t, l in zip(masked[0].input_ids, masked[0].labels) if l != IGNORE])
+    >>> any(ch.isdigit() for ch in text), masked[0].input_ids == examples[0].input_ids
+    (False, True)
+    """
+    digit: dict[int, bool] = {}
+    out = []
+    for e in examples:
+        labels = list(e.labels)
+        for i, (token, label) in enumerate(zip(e.input_ids, e.labels)):
+            if label == IGNORE:
+                continue
+            if token not in digit:
+                digit[token] = any(ch.isdigit() for ch in tokenizer.decode([token]))
+            if digit[token]:
+                labels[i] = IGNORE
+        out.append(replace(e, labels=labels))
+    return out
 
 
 PAD_MULTIPLE = 64  # few distinct shapes: oneDNN's bf16 kernels are built per shape, and memory fragments

@@ -162,7 +162,14 @@ def shard_model(hf) -> None:
     freed after), the rest — embeddings, final norm, output head (tied or not) — is the root
     unit. Each process then holds 1/N of the parameters, gradients and optimizer state: for a
     model whose training state does not fit one GPU. Gradients are reduce-scattered (averaged)
-    by FSDP itself. Call it inside an initialised process group, before building the optimizer.
+    by FSDP itself. The device mesh is built on the device of the model's weights (left to
+    itself FSDP would take the machine's accelerator, also for a model kept on the CPU). Call it
+    inside an initialised process group, before building the optimizer.
+
+    Parameters
+    ----------
+    hf : transformers.PreTrainedModel or peft.PeftModel
+        The model to shard, on its device.
 
     Raises
     ------
@@ -179,8 +186,6 @@ def shard_model(hf) -> None:
     layers = getattr(base.get_decoder(), "layers", None)
     if layers is None:
         raise NegolensError(f"cannot shard {type(base).__name__}: its decoder has no .layers; train without --fsdp")
-    # the mesh lives where the weights are: left to itself FSDP takes the machine's accelerator,
-    # and a model kept on the CPU of a GPU machine would be sharded over CUDA devices it never uses
     mesh = init_device_mesh(next(hf.parameters()).device.type, (dist.get_world_size(),))
     for layer in layers:
         fully_shard(layer, mesh=mesh)

@@ -28,7 +28,8 @@ from negolens.distributed import active_world, barrier
 from negolens.errors import NegolensError
 from negolens.paths import data_dir
 from negolens.runs import model_fingerprint, model_refs, start_run
-from negolens.training.data import IGNORE, LIMIT_RULES, Example, build_examples, collate, first_examples, match_limits
+from negolens.training.data import (IGNORE, LIMIT_RULES, Example, build_examples, collate, first_examples, mask_digits,
+                                    match_limits)
 from negolens.training.devices import (autocast, check_device, full_state_dict, load_4bit, model_device, shard_model,
                                        sum_across, sync_gradients, to_device)
 from negolens.training.losses import eval_loss, target_loss
@@ -84,6 +85,10 @@ class SFTConfig:
                          "budget target / 0.8, the environment's ratio, or what the buyer paid if more; cost as cover)")
     announce_turns: bool = option(False, "follow every context message with the turns the human dialogue had "
                                   "left after it (in hindsight), as --announce-turns negotiations show the deadline")
+    digit_loss: bool = option(True, "train on the digits of the humans' turns; --no-digit-loss: no loss on any target "
+                              "token holding a digit (every price the protocol writes), so the model learns the "
+                              "humans' words and moves, and its prices get no direct loss (Craigslist prices are "
+                              "wishes, not budgets); the held-out loss is then on the other tokens too")
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "lora", "qlora"):
@@ -162,7 +167,16 @@ def _identity(cfg: SFTConfig, **extra) -> dict:
     settings = to_dict(cfg)
     if not settings["announce_turns"]:  # added later: recorded only when on, so earlier runs still resume
         del settings["announce_turns"]
+    if settings["digit_loss"]:  # likewise, recorded only when off
+        del settings["digit_loss"]
     return {**settings, "model_content": model_fingerprint(cfg.model), **extra}
+
+
+def _targets(model, cfg: SFTConfig, train: list[Example], held: list[Example]):
+    """The examples as ``cfg`` trains on them: without the digits' loss when ``digit_loss`` is off."""
+    if cfg.digit_loss:
+        return train, held
+    return mask_digits(model.tokenizer, train), mask_digits(model.tokenizer, held)
 
 
 def _digest(examples: list[Example]) -> str:
@@ -222,6 +236,7 @@ def train_sft(model, cfg: SFTConfig, train: list[Example], eval_set: list[Exampl
     """
     if not train:
         raise NegolensError("no training examples (all longer than max_tokens?)")
+    train, eval_set = _targets(model, cfg, train, eval_set)
     ident = _identity(cfg, train_examples=_digest(train), eval_examples=_digest(eval_set))
     resuming = start_run(out, ident, kind="sft", owns=SFT_OUTPUTS, overwrite=overwrite, models=model_refs(cfg.model))
     if _trained(out, resuming) is not None:
@@ -362,8 +377,10 @@ def run_sft(config: SFTConfig, out: str | Path, *, data: str | Path | None = Non
     held = first_examples(model, match_limits(load_transcripts("craigslist-dev", None, data), config.limits)
                           if config.eval_examples else [], config.role, config.max_tokens, config.eval_examples,
                           config.announce_turns)
+    train, held = _targets(model, config, train, held)
     say(f"{len(train)} training examples, {len(held)} held-out examples ({config.role}, {config.mode})")
-    notes = {"data": f"craigslist_bargains/test.jsonl (train), validation_dev.jsonl (eval); limits: {config.limits}"}
+    notes = {"data": f"craigslist_bargains/test.jsonl (train), validation_dev.jsonl (eval); limits: {config.limits}"
+                     + ("" if config.digit_loss else "; no loss on digits")}
     if not train:
         raise NegolensError("no training examples (all longer than max_tokens?)")
     path = _fit(model, config, train, held, out, progress, notes)
