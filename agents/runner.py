@@ -140,7 +140,8 @@ def run_negotiations(
     progress: bool = True,
     overwrite: bool = False,
 ) -> list[dict]:
-    """Run every scenario to an outcome; returns the records (also appended to ``out``).
+    """Run every scenario to an outcome; returns the records of the dialogues played, in the
+    scenarios' order, in one process as in several (``out`` gets each as it finishes).
 
     With ``out``, the folder's ``run.json`` must describe this run (:func:`run_identity`) for
     its dialogues to be resumed; another run there raises :class:`~negolens.errors.NegolensError`
@@ -179,9 +180,9 @@ def run_negotiations(
             continue
         chunk = next(sizes, None)
     bar.close()
-    if w.size == 1:
-        return records
     position = {d: i for i, (d, _) in enumerate(jobs)}
+    if w.size == 1:
+        return sorted(records, key=lambda r: position[r["id"]])
     records = [r for part in gather([(w.rank, records)], w.size) for r in part]
     records.sort(key=lambda r: position[r["id"]])
     if out is not None:

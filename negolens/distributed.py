@@ -111,8 +111,8 @@ def backend(local_size: int, gpus: int, device: str = "") -> str:
     Assumes what torchrun and ``accelerate launch`` set up: every machine of a launch has the
     same number of GPUs and every process sees all of them (``LOCAL_WORLD_SIZE`` set). To run
     the processes of a GPU machine on its CPU, set ``NEGOLENS_DEVICE=cpu``; a verb's
-    ``--device cpu`` alone does not reach this choice. Processes sharing a GPU over gloo were
-    tested only with their models on the CPU.
+    ``--device cpu`` alone does not reach this choice. Two processes sharing one GPU with
+    their models on it ran to the end over gloo (one GPU run of the tests' ``cuda`` variants).
 
     Parameters
     ----------

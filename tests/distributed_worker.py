@@ -19,9 +19,9 @@ from negolens.distributed import gather, is_main, shard, sharded, shutdown
 from negolens.probes.attention import AttentionRecorder
 
 
-def work(model_dir: str, out: Path) -> dict:
+def work(model_dir: str, out: Path, device: str = "cpu") -> dict:
     """The same calls the test makes in one process."""
-    model = negolens.load(model_dir, device="cpu")
+    model = negolens.load(model_dir, device=device)
     records = run_negotiations(builtin_scenarios()[:5], LLMAgent(model, "buyer", temperature=1.0, max_utterance_tokens=6),
                                RuleAgent("seller"), RunConfig(max_turns=4, seed=5, batch_size=2), out=out, progress=False)
     items = example_transcripts(5)
@@ -33,8 +33,9 @@ def work(model_dir: str, out: Path) -> dict:
 
 if __name__ == "__main__":
     model_dir, out = sys.argv[1], Path(sys.argv[2])
+    device = sys.argv[3] if len(sys.argv) > 3 else "cpu"  # "auto": cuda:LOCAL_RANK modulo the GPUs
     with sharded() as w:
-        got = work(model_dir, out / "negotiations")
+        got = work(model_dir, out / "negotiations", device)
         split = gather([(w.rank, [i for i, _ in shard(list(range(5)))])], w.size)  # who did which rows
     main = is_main()
     shutdown()  # what the atexit hook would do; calling it again at exit is a no-op

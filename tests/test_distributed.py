@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from negolens.distributed import World, gather, shard
 
@@ -24,15 +25,18 @@ def test_one_process_does_every_row():
     assert World(1, 2).main is False
 
 
-def test_two_processes_split_the_work_and_agree_with_one(tiny_dirs, tmp_path):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.needs("cuda"))])
+def test_two_processes_split_the_work_and_agree_with_one(tiny_dirs, tmp_path, device):
+    """cpu: two CPU processes over gloo. cuda: two processes that share whatever GPUs there are
+    (on a machine with one, both on cuda:0, over gloo) agree with one process on the GPU."""
     sys.path.insert(0, str(HERE))
     from distributed_worker import work
 
-    one = work(str(tiny_dirs["llama"]), tmp_path / "one")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "NEGOLENS_DEVICE": "cpu"}  # CPU processes: gloo
+    one = work(str(tiny_dirs["llama"]), tmp_path / "one", device)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NEGOLENS_DEVICE": device}
     env.pop("WORLD_SIZE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           str(HERE / "distributed_worker.py"), str(tiny_dirs["llama"]), str(tmp_path / "two")]
+           str(HERE / "distributed_worker.py"), str(tiny_dirs["llama"]), str(tmp_path / "two"), "auto"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     two = pickle.loads((tmp_path / "two" / "result.pkl").read_bytes())

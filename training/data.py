@@ -282,9 +282,9 @@ def mask_digits(tokenizer, examples: list[Example]) -> list[Example]:
     Craigslist buyer's price is a wish it often pays beyond, an AmazonHistoryPrice budget is a
     hard limit. The model still reads every number in its context and learns the humans' words
     and moves, but the numbers they named get no direct loss (``negolens train sft
-    --no-digit-loss``; run 25 in the README). Every price of an action line is written in
-    digits (``$1250``) and so masked; a price in words ("fifty bucks") or a "k" after digits
-    keeps its loss.
+    --no-digit-loss``; run 25 in the README). The digits of every price of an action line
+    (``$1250``) are masked; the ``$``, a price in words ("fifty bucks") or a "k" after digits
+    keep their loss.
 
     Parameters
     ----------

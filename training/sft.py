@@ -86,9 +86,9 @@ class SFTConfig:
     announce_turns: bool = option(False, "follow every context message with the turns the human dialogue had "
                                   "left after it (in hindsight), as --announce-turns negotiations show the deadline")
     digit_loss: bool = option(True, "train on the digits of the humans' turns; --no-digit-loss: no loss on any target "
-                              "token holding a digit (every price the protocol writes), so the model learns the "
-                              "humans' words and moves, and its prices get no direct loss (Craigslist prices are "
-                              "wishes, not budgets); the held-out loss is then on the other tokens too")
+                              "token holding a digit (the digits of every price), so the model learns the humans' "
+                              "words and moves, and its prices get no direct loss (Craigslist prices are wishes, "
+                              "not budgets); the held-out loss, too, then counts only the other tokens")
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "lora", "qlora"):
