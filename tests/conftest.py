@@ -3,7 +3,7 @@
 Test device: ``NEGOLENS_TEST_DEVICE=cuda pytest …`` loads every model of the tests onto that
 device — the fixtures below explicitly, and every other ``negolens.load(device="auto")`` (inside
 training, the CLI, tiny_model()) through ``$NEGOLENS_DEVICE``, which is set to it here. Without
-it the tests run on the CPU, also on a machine with a GPU. Tests marked
+it the tests run on the CPU, also on a machine with a GPU (but for the tests that need CUDA). Tests marked
 ``@pytest.mark.needs("cuda", "bitsandbytes")`` (or ``"data"``: the shared datasets, found as
 ``negolens.paths.data_dir`` finds them) are deselected (listed at the end of the run) where a
 requirement is missing, never passed silently.

@@ -33,7 +33,7 @@ def work(model_dir: str, out: Path, device: str = "cpu") -> dict:
 
 if __name__ == "__main__":
     model_dir, out = sys.argv[1], Path(sys.argv[2])
-    device = sys.argv[3] if len(sys.argv) > 3 else "cpu"  # "auto": cuda:LOCAL_RANK modulo the GPUs
+    device = sys.argv[3] if len(sys.argv) > 3 else "cpu"  # "auto": the test's $NEGOLENS_DEVICE
     with sharded() as w:
         got = work(model_dir, out / "negotiations", device)
         split = gather([(w.rank, [i for i, _ in shard(list(range(5)))])], w.size)  # who did which rows
