@@ -181,11 +181,10 @@ def run_negotiations(
         chunk = next(sizes, None)
     bar.close()
     position = {d: i for i, (d, _) in enumerate(jobs)}
-    if w.size == 1:
-        return sorted(records, key=lambda r: position[r["id"]])
-    records = [r for part in gather([(w.rank, records)], w.size) for r in part]
+    if w.size > 1:
+        records = [r for part in gather([(w.rank, records)], w.size) for r in part]
     records.sort(key=lambda r: position[r["id"]])
-    if out is not None:
+    if w.size > 1 and out is not None:
         barrier()  # every part is complete
         if w.main:
             _merge_parts(Path(out) / "dialogues.jsonl", order=position)

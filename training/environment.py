@@ -170,7 +170,6 @@ class NegotiationRollout:
                 continue
             witnesses.append(ErrorWitness(share(seller)))
             played = run_negotiations([scenarios[i] for i in rows], witnesses[0], witnesses[-1], run, progress=False)
-            played.sort(key=lambda r: r["id"])  # the runner returns input order; the ids say so too
             for i, r in zip(rows, played):
                 records[i] = r
         return records, witnesses
