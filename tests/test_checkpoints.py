@@ -163,6 +163,11 @@ def test_phases_follow_the_papers_arc():
     first = {p: int(smooth[smooth.phase == p].step.min()) for p in ("anchoring", "deadlock", "persuasion")}
     assert first["anchoring"] >= 4 and first["deadlock"] >= 7 and first["persuasion"] >= 10
     assert label_phases([_step(1, 0.0, 0.3, 0.1, 0.7, 5.0)], max_turns=8).phase.tolist() == ["transition"]
+    # a buyer that quits without deals (run 26) is not anchoring, whatever its few offers were
+    quits = [_step(1, 0.0, 0.0, 0.0, 0.3, 2.0, float("nan")), _step(2, 0.0, 0.0, 0.0, float("nan"), 4.0),
+             _step(3, 0.0, 0.0, 0.0, 0.3, 5.0, float("nan"))]
+    assert label_phases(quits, PhaseRules(window=1), max_turns=8).phase.tolist() == ["walkaway", "walkaway",
+                                                                                       "anchoring"]
     with pytest.raises(NegolensError, match="deal_rate"):
         label_phases([{"step": 1, "reward": 0.0}])
 

@@ -91,7 +91,7 @@ class NegotiationRollout:
         model.train(was_training)
         for i, r in enumerate(records):
             r["id"], r["process"], r["step"] = f"s{step + 1}-p{rank}-{i:05d}-{r['scenario']['id']}", rank, step + 1
-            r["training_reward"] = shaped_reward(r, self.cfg.stall_cost)
+            r["training_reward"] = shaped_reward(r, self.cfg.stall_cost, self.cfg.quit_stalls)
             if branch:
                 r["branch_turn"] = branch[r["scenario"]["id"]]
             if reached:
@@ -187,9 +187,14 @@ def _seller_groups(n: int, group_size: int, n_sellers: int, step: int) -> list[i
     return [(i // group_size + step) % n_sellers for i in range(n)]
 
 
-def shaped_reward(record: dict, stall_cost: float) -> float:
+def shaped_reward(record: dict, stall_cost: float, quit_stalls: bool = False) -> float:
     """The training reward: the paper's RLVR reward minus ``stall_cost`` per buyer turn that
     names no price (talk acts, reject). ``stall_cost=0`` (the default) is the paper's reward.
+
+    With ``quit_stalls`` a buyer's quit costs the stall cost too, once for the quit and once for
+    every buyer turn it leaves unplayed, so quitting early is exactly as costly as stalling to
+    the deadline. Without it, a buyer that finds no deal pays least by quitting at once: the
+    stall cost alone turns a deadlock into a buyer that quits at its first turn (run 26).
 
     Examples
     --------
@@ -197,10 +202,30 @@ def shaped_reward(record: dict, stall_cost: float) -> float:
     ...        {"role": "seller", "act": "counter"}, {"role": "buyer", "act": "offer"}]}
     >>> shaped_reward(rec, 0.05), shaped_reward(rec, 0.0)
     (-0.05, 0.0)
+    >>> quit_at_once = {"metrics": {"reward": 0.0}, "max_turns": 8, "first": "buyer",
+    ...                 "turns": [{"role": "buyer", "act": "quit"}]}
+    >>> shaped_reward(quit_at_once, 0.05), round(shaped_reward(quit_at_once, 0.05, quit_stalls=True), 2)
+    (0.0, -0.2)
     """
-    stalls = sum(t["role"] == "buyer" and t["act"] not in ("offer", "counter", "accept", "quit")
-                 for t in record["turns"])
+    turns = record["turns"]
+    stalls = sum(t["role"] == "buyer" and t["act"] not in ("offer", "counter", "accept", "quit") for t in turns)
+    if quit_stalls and turns and turns[-1]["role"] == "buyer" and turns[-1]["act"] == "quit":
+        stalls += 1 + buyer_turns_left(record)
     return float(record["metrics"]["reward"]) - stall_cost * stalls
+
+
+def buyer_turns_left(record: dict) -> int:
+    """The buyer's turns the dialogue's turn limit still allowed after its last turn.
+
+    Examples
+    --------
+    >>> buyer_turns_left({"max_turns": 8, "first": "buyer", "turns": [{"role": "buyer"}]})
+    3
+    >>> buyer_turns_left({"max_turns": 8, "first": "seller", "turns": [{"role": "seller"}, {"role": "buyer"}]})
+    3
+    """
+    first = 0 if record["first"] == "buyer" else 1  # the turns' index of the buyer's first turn
+    return len(range(len(record["turns"]) + (len(record["turns"]) - first) % 2, record["max_turns"], 2))
 
 
 def frac_zero_std(rewards: list[float], group_size: int) -> float:

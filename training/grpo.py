@@ -105,6 +105,8 @@ class GRPORunConfig:
     stall_cost: float = option(0.0, "reward shaping, off by default: subtract this per buyer turn that names no "
                                "price (talk acts, reject) from the TRAINING reward; steps.jsonl logs both, every "
                                "evaluation reports the paper's unshaped reward")
+    quit_stalls: bool = option(False, "with --stall-cost: a quit costs it for itself and for each buyer turn it leaves "
+                               "unplayed, so quitting early is no cheaper than stalling to the deadline (run 26)")
     max_failure_share: float = option(0.5, "stop the run when more than this share of a step's rollouts end in an "
                                       "agent error (an exception, not a protocol failure); a step where every "
                                       "rollout failed always stops")
@@ -125,6 +127,8 @@ class GRPORunConfig:
         choice(self.curriculum, CURRICULA, "curriculum")
         if self.stall_cost < 0:
             raise NegolensError(f"stall_cost must be at least 0, not {self.stall_cost}")
+        if self.quit_stalls and not self.stall_cost:
+            raise NegolensError("quit_stalls charges quits the stall cost, which is 0: pass --stall-cost too (e.g. 0.05)")
         if self.steps < 1 or self.products_per_step < 1 or self.save_every < 1:
             raise NegolensError("steps, products_per_step and save_every must be at least 1")
         if self.micro_batch < 0 or self.micro_batch and (self.products_per_step * self.group_size) % self.micro_batch:

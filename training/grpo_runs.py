@@ -24,7 +24,7 @@ GRPO_OUTPUTS = ("checkpoint-*", "steps.jsonl", "rollouts", "final", "eval-*", "e
 RUN_CONTROL = ("steps", "max_failure_share", "micro_batch")  # settings that do not change what a step is
 # settings added after runs were recorded, with the value every older run had: left out of the
 # identity at that value, so a run recorded before them still resumes
-LATER_SETTINGS = {"rollout_dtype": "same", "base_dtype": "same"}
+LATER_SETTINGS = {"rollout_dtype": "same", "base_dtype": "same", "quit_stalls": False}
 
 
 def run_identity(cfg: GRPORunConfig, scenarios: list) -> dict:

@@ -3,7 +3,9 @@
 The RLVR paper (arXiv 2604.09855) reads a buyer's training in four phases: **naive** (deals
 readily, often above its budget), **aggressive anchoring** (opening offers far below the
 budget), **deadlock** (no one moves: dialogues run to the turn limit without deals) and
-**persuasion** (deals within budget again, now with real surplus). :func:`label_phases` puts
+**persuasion** (deals within budget again, now with real surplus). A fifth state the paper does
+not name, **walkaway**, is a buyer that ends dialogues early without a deal (it quits): the
+stall cost's cheapest way out of a deadlock (run 26). :func:`label_phases` puts
 one of these labels on every logged step, with transparent thresholds on the quantities
 :func:`~negolens.training.rollouts.step_stats` logs, applied to a trailing running mean over
 ``window`` steps (so a label uses only the step and the ones before it). The rules, checked in
@@ -11,12 +13,14 @@ this order (the first that holds wins; :class:`PhaseRules` holds every threshold
 
 1. ``deadlock`` — deal rate ≤ ``deadlock_deal_max`` and mean length ≥
    ``deadlock_length_frac`` × the turn limit (``max_turns``; default: the longest logged length);
-2. ``persuasion`` — deal rate ≥ ``deal_min``, overshoot rate ≤ ``persuasion_overshoot_max``,
+2. ``walkaway`` — deal rate ≤ ``deadlock_deal_max`` and mean length ≤ ``walkaway_length_frac`` ×
+   the turn limit (short dialogues without deals end in quits);
+3. ``persuasion`` — deal rate ≥ ``deal_min``, overshoot rate ≤ ``persuasion_overshoot_max``,
    reward ≥ ``persuasion_reward_min`` and deal price / list ≤ ``persuasion_bargained_max``;
-3. ``anchoring`` — first offer / budget ≤ ``anchor_max``;
-4. ``naive`` — deal rate ≥ ``deal_min`` and (overshoot rate ≥ ``naive_overshoot_min`` or
+4. ``anchoring`` — first offer / budget ≤ ``anchor_max``;
+5. ``naive`` — deal rate ≥ ``deal_min`` and (overshoot rate ≥ ``naive_overshoot_min`` or
    first offer / budget ≥ ``naive_first_min``);
-5. otherwise ``transition``.
+6. otherwise ``transition``.
 
 A missing quantity (NaN: no deal to take a price from, no offer at all) makes every rule that
 reads it false. :func:`phase_spans` turns the labels into contiguous spans (for shading figures).
@@ -33,8 +37,9 @@ from negolens.errors import NegolensError
 
 __all__ = ["PHASES", "PhaseRules", "PHASE_QUANTITIES", "label_phases", "phase_spans"]
 
-PHASES = ("naive", "anchoring", "deadlock", "persuasion", "transition")
-"""Phase labels, in the paper's order (``transition``: none of the rules holds)."""
+PHASES = ("naive", "anchoring", "deadlock", "persuasion", "walkaway", "transition")
+"""Phase labels, the paper's four in its order, then ``walkaway`` (quits without deals, not one of the
+paper's) and ``transition`` (none of the rules holds)."""
 
 PHASE_QUANTITIES = ("reward", "deal_rate", "bargained_ratio", "overshoot_rate", "first_offer_budget_ratio", "length")
 """The per-step quantities the rules read (the columns of ``steps.jsonl`` they need)."""
@@ -57,6 +62,8 @@ class PhaseRules:
     anchor_max: float = option(0.6, "anchoring: first offer / budget at most this")
     deadlock_deal_max: float = option(0.2, "deadlock: deal rate at most this")
     deadlock_length_frac: float = option(0.75, "deadlock: mean length at least this share of the turn limit")
+    walkaway_length_frac: float = option(0.5, "walkaway: deal rate as deadlock's and mean length at most this "
+                                         "share of the turn limit")
     persuasion_overshoot_max: float = option(0.1, "persuasion: overshoot rate at most this")
     persuasion_reward_min: float = option(0.1, "persuasion: mean reward at least this")
     persuasion_bargained_max: float = option(0.95, "persuasion: deal price / list at most this")
@@ -123,6 +130,8 @@ def _phase(row, r: PhaseRules, limit: float) -> str:
     """The first rule that holds (NaN compares false everywhere)."""
     if row.deal_rate <= r.deadlock_deal_max and row.length >= r.deadlock_length_frac * limit:
         return "deadlock"
+    if row.deal_rate <= r.deadlock_deal_max and row.length <= r.walkaway_length_frac * limit:
+        return "walkaway"
     if (row.deal_rate >= r.deal_min and row.overshoot_rate <= r.persuasion_overshoot_max
             and row.reward >= r.persuasion_reward_min and row.bargained_ratio <= r.persuasion_bargained_max):
         return "persuasion"
