@@ -13,7 +13,7 @@ from negolens.figures.style import save, setup
 __all__ = ["checkpoint_curves", "shade_phases", "PHASE_COLOURS"]
 
 PHASE_COLOURS = {"naive": "#9ecae1", "anchoring": "#fdae6b", "deadlock": "#bdbdbd", "persuasion": "#a1d99b",
-                 "walkaway": "#bcbddc", "transition": "#f7f7f7"}
+                 "walkaway": "#c994c7", "transition": "#f7f7f7"}
 """Shading colour of each phase (:data:`negolens.training.phases.PHASES`)."""
 
 

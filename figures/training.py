@@ -37,6 +37,9 @@ def rlvr_curves(steps: list[dict], path, smooth: int = 3, max_turns: int | None 
         ax.set_xlabel("GRPO step")
         if key == "first_offer_budget_ratio":
             ax.axhline(1.0, color="tab:red", ls=":", lw=1)
+        if key in ("first_offer_budget_ratio", "bargained_ratio") and ratio_scale(df[key]) == "symlog":
+            ax.set_yscale("symlog", linthresh=1.0)  # linear up to 1, logarithmic above: an absurd price stays on the page
+            ax.set_ylim(bottom=0)
     n = int(df["dialogues"].iloc[0]) if "dialogues" in df and len(df) else 0
     fig.suptitle(f"RLVR buyer: per-step rollout statistics ({n} negotiations per step), phases shaded", fontsize=11)
     if phases is not None:
@@ -45,6 +48,18 @@ def rlvr_curves(steps: list[dict], path, smooth: int = 3, max_turns: int | None 
                    ncol=len(seen), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return save(fig, path)
+
+
+def ratio_scale(values: pd.Series, limit: float = 10.0) -> str:
+    """The y scale of a price-ratio panel: ``"symlog"`` when some step's mean ratio exceeds
+    ``limit`` (one buyer that names $1,000,000 on a $300 budget), else ``"linear"``.
+
+    Examples
+    --------
+    >>> ratio_scale(pd.Series([0.4, 0.9, float("nan")])), ratio_scale(pd.Series([0.4, 1.3e6]))
+    ('linear', 'symlog')
+    """
+    return "symlog" if float(values.max()) > limit else "linear"
 
 
 def sft_curves(manifests: dict[str, dict], path):

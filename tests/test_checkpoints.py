@@ -16,10 +16,10 @@ from negolens.analysis.battery import measure_checkpoint
 from negolens.analysis.decisions import act_token, decision_points
 from negolens.analysis.leading import leading_indicator
 from negolens.errors import NegolensError
-from negolens.figures.checkpoints import checkpoint_curves
+from negolens.figures.checkpoints import PHASE_COLOURS, checkpoint_curves
 from negolens.interventions import capture
 from negolens.testing import tiny_model_dir
-from negolens.training.phases import PhaseRules, label_phases, phase_spans
+from negolens.training.phases import PHASES, PhaseRules, label_phases, phase_spans
 
 LAYER, HEAD, D_HEAD = 1, 2, 16  # the planted head (last layer of the tiny Llama)
 FACTORS = (0.0, 1.0, 2.0, 3.0)
@@ -168,6 +168,9 @@ def test_phases_follow_the_papers_arc():
              _step(3, 0.0, 0.0, 0.0, 0.3, 5.0, float("nan"))]
     assert label_phases(quits, PhaseRules(window=1), max_turns=8).phase.tolist() == ["walkaway", "walkaway",
                                                                                        "anchoring"]
+    failures = [_step(1, -1.0, 0.0, 0.0, float("nan"), 1.0, float("nan"))]  # protocol failures at once: not a walkaway
+    assert label_phases(failures, PhaseRules(window=1), max_turns=8).phase.tolist() == ["transition"]
+    assert set(PHASE_COLOURS) == set(PHASES)
     with pytest.raises(NegolensError, match="deal_rate"):
         label_phases([{"step": 1, "reward": 0.0}])
 

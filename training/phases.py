@@ -13,8 +13,9 @@ this order (the first that holds wins; :class:`PhaseRules` holds every threshold
 
 1. ``deadlock`` — deal rate ≤ ``deadlock_deal_max`` and mean length ≥
    ``deadlock_length_frac`` × the turn limit (``max_turns``; default: the longest logged length);
-2. ``walkaway`` — deal rate ≤ ``deadlock_deal_max`` and mean length ≤ ``walkaway_length_frac`` ×
-   the turn limit (short dialogues without deals end in quits);
+2. ``walkaway`` — deal rate ≤ ``deadlock_deal_max``, mean length ≤ ``walkaway_length_frac`` ×
+   the turn limit and reward ≥ ``walkaway_reward_min`` (short dialogues without deals that cost
+   nothing: quits, not protocol failures, which cost −1);
 3. ``persuasion`` — deal rate ≥ ``deal_min``, overshoot rate ≤ ``persuasion_overshoot_max``,
    reward ≥ ``persuasion_reward_min`` and deal price / list ≤ ``persuasion_bargained_max``;
 4. ``anchoring`` — first offer / budget ≤ ``anchor_max``;
@@ -64,6 +65,8 @@ class PhaseRules:
     deadlock_length_frac: float = option(0.75, "deadlock: mean length at least this share of the turn limit")
     walkaway_length_frac: float = option(0.5, "walkaway: deal rate as deadlock's and mean length at most this "
                                          "share of the turn limit")
+    walkaway_reward_min: float = option(-0.1, "walkaway: mean reward at least this (a quit earns 0, a protocol "
+                                        "failure -1)")
     persuasion_overshoot_max: float = option(0.1, "persuasion: overshoot rate at most this")
     persuasion_reward_min: float = option(0.1, "persuasion: mean reward at least this")
     persuasion_bargained_max: float = option(0.95, "persuasion: deal price / list at most this")
@@ -130,7 +133,8 @@ def _phase(row, r: PhaseRules, limit: float) -> str:
     """The first rule that holds (NaN compares false everywhere)."""
     if row.deal_rate <= r.deadlock_deal_max and row.length >= r.deadlock_length_frac * limit:
         return "deadlock"
-    if row.deal_rate <= r.deadlock_deal_max and row.length <= r.walkaway_length_frac * limit:
+    if (row.deal_rate <= r.deadlock_deal_max and row.length <= r.walkaway_length_frac * limit
+            and row.reward >= r.walkaway_reward_min):
         return "walkaway"
     if (row.deal_rate >= r.deal_min and row.overshoot_rate <= r.persuasion_overshoot_max
             and row.reward >= r.persuasion_reward_min and row.bargained_ratio <= r.persuasion_bargained_max):
