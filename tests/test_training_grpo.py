@@ -270,13 +270,18 @@ def test_quit_stalls_makes_quitting_as_costly_as_stalling_to_the_deadline():
     stall_to_end = record("buyer", ["inquire", "counter", "inform", "counter", "reject", "counter", "inform",
                                     "counter"], "turn_limit")
     for first in ("buyer", "seller"):
-        for n in range(8):  # the buyer quits at every turn it can
-            acts = ["inquire" if (i % 2 == 0) == (first == "buyer") else "counter" for i in range(n)]
-            rec = record(first, acts + ["quit"], "quit")
-            if rec["turns"][-1]["role"] != "buyer":
-                continue
-            assert buyer_turns_left(rec) == _buyer_slots_after(rec)
-            assert shaped_reward(rec, 0.05, quit_stalls=True) == pytest.approx(-0.05 * 4)
+        for limit in (4, 7, 8):
+            slots = _buyer_slots_after(record(first, [], "turn_limit", max_turns=limit))  # the buyer's turns in all
+            for n in range(limit):  # the buyer quits at every turn it can
+                acts = ["inquire" if (i % 2 == 0) == (first == "buyer") else "counter" for i in range(n)]
+                rec = record(first, acts + ["quit"], "quit", max_turns=limit)
+                assert buyer_turns_left(rec) == _buyer_slots_after(rec)
+                if rec["turns"][-1]["role"] == "buyer":
+                    assert shaped_reward(rec, 0.05, quit_stalls=True) == pytest.approx(-0.05 * slots)
+    for n in range(8):
+        acts = ["inquire" if i % 2 == 0 else "counter" for i in range(n)]
+        rec = record("buyer", acts + ["quit"], "quit")
+        if rec["turns"][-1]["role"] == "buyer":
             played = sum(t["role"] == "buyer" for t in rec["turns"][:-1])  # its stalls before the quit
             assert shaped_reward(rec, 0.05) == pytest.approx(-0.05 * played)
     assert shaped_reward(stall_to_end, 0.05, quit_stalls=True) == pytest.approx(-0.05 * 4)
