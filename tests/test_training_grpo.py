@@ -247,64 +247,13 @@ def test_run_grpo_trains_then_compares_start_and_final_on_held_out(tiny_dirs, tm
     assert {r["scenario"]["id"] for r in result.after} <= held
 
 
-def _buyer_slots_after(record):
-    """The buyer's turns left by the turn limit after the record's last turn, counted one turn at a time."""
-    roles = [record["first"] if i % 2 == 0 else ("seller" if record["first"] == "buyer" else "buyer")
-             for i in range(record["max_turns"])]
-    return roles[len(record["turns"]):].count("buyer")
-
-
-def test_quit_stalls_makes_quitting_as_costly_as_stalling_to_the_deadline():
-    """With ``quit_stalls`` every dialogue in which the buyer names no price and finds no deal costs
-    the stall cost once per buyer turn the limit allows, however early it quits; deals, turn
-    limits and the evaluation's reward are untouched, and the option needs a stall cost."""
-    from negolens.training.environment import buyer_turns_left, shaped_reward
-    from negolens.training.grpo_runs import run_identity
-
-    def record(first, acts, outcome, reward=0.0, max_turns=8):
-        other = {"buyer": "seller", "seller": "buyer"}[first]
-        turns = [{"role": first if i % 2 == 0 else other, "act": a} for i, a in enumerate(acts)]
-        return {"first": first, "max_turns": max_turns, "turns": turns, "outcome": outcome,
-                "metrics": {"reward": reward}}
-
-    stall_to_end = record("buyer", ["inquire", "counter", "inform", "counter", "reject", "counter", "inform",
-                                    "counter"], "turn_limit")
-    for first in ("buyer", "seller"):
-        for limit in (4, 7, 8):
-            slots = _buyer_slots_after(record(first, [], "turn_limit", max_turns=limit))  # the buyer's turns in all
-            for n in range(limit):  # the buyer quits at every turn it can
-                acts = ["inquire" if (i % 2 == 0) == (first == "buyer") else "counter" for i in range(n)]
-                rec = record(first, acts + ["quit"], "quit", max_turns=limit)
-                assert buyer_turns_left(rec) == _buyer_slots_after(rec)
-                if rec["turns"][-1]["role"] == "buyer":
-                    assert shaped_reward(rec, 0.05, quit_stalls=True) == pytest.approx(-0.05 * slots)
-    for n in range(8):
-        acts = ["inquire" if i % 2 == 0 else "counter" for i in range(n)]
-        rec = record("buyer", acts + ["quit"], "quit")
-        if rec["turns"][-1]["role"] == "buyer":
-            played = sum(t["role"] == "buyer" for t in rec["turns"][:-1])  # its stalls before the quit
-            assert shaped_reward(rec, 0.05) == pytest.approx(-0.05 * played)
-    assert shaped_reward(stall_to_end, 0.05, quit_stalls=True) == pytest.approx(-0.05 * 4)
-    early = record("buyer", ["quit"], "quit")
-    assert shaped_reward(early, 0.05) == 0.0 > shaped_reward(stall_to_end, 0.05)  # the exploit it closes
-    assert shaped_reward(early, 0.0, quit_stalls=True) == 0.0  # the paper's reward untouched at cost 0
-    deal = record("buyer", ["inquire", "counter", "offer", "accept"], "deal", reward=0.6)
-    assert shaped_reward(deal, 0.05, quit_stalls=True) == shaped_reward(deal, 0.05) == pytest.approx(0.55)
-    seller_quits = record("buyer", ["offer", "quit"], "quit")
-    assert shaped_reward(seller_quits, 0.05, quit_stalls=True) == 0.0  # only the buyer's quit is charged
-    with pytest.raises(NegolensError, match="--stall-cost"):
-        GRPORunConfig(quit_stalls=True)
-    assert "quit_stalls" not in run_identity(GRPORunConfig(model="m"), [])  # earlier runs still resume
-    assert run_identity(GRPORunConfig(model="m", stall_cost=0.05, quit_stalls=True), [])["quit_stalls"] is True
-
-
 @pytest.mark.parametrize("branch", ["open", "last"])
 def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path, branch):
     """The zopa curriculum trains on mutual-interest products widest-first (narrow: every product,
     narrowest first), a seller list gives whole groups one counterpart each, the stall cost
     changes only the training reward, the deadline is announced, and a branching group's
     dialogues are one dialogue up to its branch turn."""
-    from negolens.training.environment import frac_zero_std, shaped_reward
+    from negolens.training.environment import buyer_turns_left, frac_zero_std, shaped_reward
     from negolens.training.grpo import curriculum_order
 
     scen = load_scenarios("builtin", 6)
@@ -338,7 +287,7 @@ def test_levers_curriculum_sellers_and_shaping(tiny_dirs, tmp_path, branch):
         stalls = sum(t["role"] == "buyer" and t["act"] not in ("offer", "counter", "accept", "quit")
                      for t in r["turns"])
         if cfg.quit_stalls and r["outcome"] == "quit" and r["turns"][-1]["role"] == "buyer":
-            stalls += 1 + _buyer_slots_after(r)
+            stalls += 1 + buyer_turns_left(r)  # counted turn by turn in tests/test_training_shaping.py
         assert r["training_reward"] == pytest.approx(r["metrics"]["reward"] - 0.1 * stalls)
         assert shaped_reward(r, 0.0) == r["metrics"]["reward"]
     step = read_steps(out)[0]

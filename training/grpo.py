@@ -102,14 +102,12 @@ class GRPORunConfig:
                              "zone (budget - cost) / budget first, not shuffled) | mutual (mutual-interest only, shuffled) | "
                              "narrow (every product, narrowest |budget - cost| / budget first, not shuffled: the "
                              "deadline decisions at the budget)")
-    stall_cost: float = option(0.0, "reward shaping, off by default: subtract this per buyer turn that names no "
-                               "price (talk acts, reject) from the TRAINING reward; steps.jsonl logs both, every "
-                               "evaluation reports the paper's unshaped reward")
+    stall_cost: float = option(0.0, "reward shaping, off by default: subtract this per buyer turn that names no price "
+                               "(talk acts, reject) from the TRAINING reward; evaluations report the paper's reward")
     quit_stalls: bool = option(False, "with --stall-cost: a quit costs it for itself and for each buyer turn it leaves "
                                "unplayed, so quitting early is no cheaper than stalling to the deadline (run 26)")
-    max_failure_share: float = option(0.5, "stop the run when more than this share of a step's rollouts end in an "
-                                      "agent error (an exception, not a protocol failure); a step where every "
-                                      "rollout failed always stops")
+    max_failure_share: float = option(0.5, "stop the run when more than this share of a step's rollouts end in an agent "
+                                      "error (an exception, not a protocol failure); all failed always stops")
 
     def __post_init__(self) -> None:
         choice(self.mode, ("lora", "full"), "GRPO mode")
